@@ -1,0 +1,179 @@
+"""Brokers we run ourselves: a private Mosquitto on a free port, and probes of a broker's port.
+
+The private Mosquitto serves zero-setup runs (no broker configured, nothing on localhost:1883)
+and the test suite, which needs brokers it can stop, kill, restart and reconfigure.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto")
+
+
+def find_mosquitto() -> str | None:
+    """The path of the mosquitto binary, or None when it is not installed."""
+    found = shutil.which("mosquitto")
+    if found:
+        return found
+    return next((path for path in MOSQUITTO_PATHS if os.access(path, os.X_OK)), None)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class BrokerStartError(RuntimeError):
+    pass
+
+
+class PrivateMosquitto:
+    """A mosquitto process of our own, configured by a file we write, stopped by pid.
+
+    ``extra_config`` lines are appended to the generated configuration (password files, TLS
+    listeners, queue limits). With ``persistence`` the broker saves sessions to ``workdir`` when
+    stopped, so that a restart on the same port resumes them.
+    """
+
+    def __init__(
+        self,
+        workdir: str | os.PathLike[str] | None = None,
+        port: int | None = None,
+        *,
+        host: str = "127.0.0.1",
+        persistence: bool = True,
+        extra_config: str = "",
+        listener_config: str | None = None,
+        binary: str | None = None,
+    ) -> None:
+        self.binary = binary or find_mosquitto()
+        if self.binary is None:
+            raise BrokerStartError(
+                "mosquitto is not installed (looked on PATH and in " + ", ".join(MOSQUITTO_PATHS) + ")"
+            )
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="routemq-mosquitto-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.host = host
+        self.port = port or free_port(host)
+        self.persistence = persistence
+        self.extra_config = extra_config
+        self.listener_config = listener_config
+        self.process: subprocess.Popen[bytes] | None = None
+        self.config_path = self.workdir / "mosquitto.conf"
+        self.log_path = self.workdir / "mosquitto.log"
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def write_config(self) -> None:
+        listener = self.listener_config or f"listener {self.port} {self.host}\nallow_anonymous true\n"
+        lines = [
+            listener.rstrip("\n"),
+            # Running as root, mosquitto would switch to the "mosquitto" user, who may not read
+            # our working directory; stay who we are.
+            f"user {getpass.getuser()}",
+            f"persistence {'true' if self.persistence else 'false'}",
+            f"persistence_location {self.workdir}/",
+            f"log_dest file {self.log_path}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "log_type information",
+            "log_timestamp true",
+            self.extra_config,
+        ]
+        self.config_path.write_text("\n".join(lines) + "\n")
+
+    def start(self, timeout: float = 10.0) -> PrivateMosquitto:
+        if self.process is not None and self.process.poll() is None:
+            return self
+        self.write_config()
+        self.process = subprocess.Popen(
+            [self.binary, "-c", str(self.config_path)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,  # a Ctrl+C in the terminal is ours to handle, not the broker's
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace").strip() if self.process.stderr else ""
+                raise BrokerStartError(
+                    f"mosquitto exited with {self.process.returncode} at start: {err or self._log_tail()}"
+                )
+            if port_open(self.host, self.port, timeout=0.2):
+                return self
+            time.sleep(0.02)
+        self.kill()
+        raise BrokerStartError(f"mosquitto did not open {self.address} within {timeout:g} s: {self._log_tail()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM (mosquitto saves its database), then SIGKILL if it lingers; always reaped."""
+        self._signal_and_reap(signal.SIGTERM, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: the broker dies without saving anything since its last autosave."""
+        self._signal_and_reap(signal.SIGKILL, 5.0)
+
+    def restart(self, timeout: float = 10.0) -> PrivateMosquitto:
+        self.stop()
+        return self.start(timeout)
+
+    def _signal_and_reap(self, sig: signal.Signals, timeout: float) -> None:
+        process = self.process
+        if process is None:
+            return
+        if process.poll() is None:
+            try:
+                process.send_signal(sig)
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stderr:
+            process.stderr.close()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _log_tail(self) -> str:
+        try:
+            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-3:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> PrivateMosquitto:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

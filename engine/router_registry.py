@@ -1,0 +1,182 @@
+"""RouterRegistry: import every module of a package and merge the ``router`` each one defines.
+
+Order: the package's own ``__init__`` first, then every non-private module and sub-package in
+order of dotted name (``routers.a`` < ``routers.a.b`` < ``routers.b``). A module or package whose
+name starts with ``_`` is private and skipped; a module without a ``router`` attribute is a helper
+and skipped. Routes keep their registration order inside each module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pkgutil
+import sys
+import traceback
+from dataclasses import dataclass
+from types import ModuleType
+
+from .router import Router
+
+log = logging.getLogger("routemq.registry")
+
+
+@dataclass(frozen=True)
+class BrokenModule:
+    """A router module that could not be used, with where and why."""
+
+    module: str
+    location: str  # "path/to/file.py:LINE" or the path alone
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.reason} (module {self.module})"
+
+
+class RouterLoadError(Exception):
+    """Router modules failed to load. ``broken`` lists every one of them."""
+
+    def __init__(self, package: str, broken: list[BrokenModule]) -> None:
+        self.package = package
+        self.broken = broken
+        count = f"{len(broken)} router module{'s' if len(broken) != 1 else ''}"
+        super().__init__(f"{count} in package {package!r} failed to load: " + "; ".join(map(str, broken)))
+
+
+class RouterPackageNotFound(RouterLoadError):
+    """The router package itself cannot be imported."""
+
+    def __init__(self, package: str, detail: str) -> None:
+        Exception.__init__(self, f"router package {package!r} not found: {detail}")
+        self.package = package
+        self.broken = []
+
+
+class RouterRegistry:
+    """Discovers ``router`` objects in the modules of ``package`` and merges them into one Router."""
+
+    def __init__(self, router_directory: str = "routers", strict: bool = True) -> None:
+        self.package = router_directory
+        self.strict = strict
+        self.broken: list[BrokenModule] = []
+        self.loaded_modules: list[str] = []
+
+    def discover_and_load_routers(self, strict: bool | None = None, fresh: bool = False) -> Router:
+        """Import the package's modules and return one Router with all their routes.
+
+        With ``strict`` (the default) any broken module raises :class:`RouterLoadError` listing
+        every broken module; with ``strict=False`` they are logged and the rest is loaded.
+        ``fresh=True`` forgets modules imported before, so edited files are read again.
+        """
+        strict = self.strict if strict is None else strict
+        if fresh:
+            _forget_package(self.package)
+        importlib.invalidate_caches()
+        package = self._import_package()
+        self.broken = []
+        self.loaded_modules = []
+        merged = Router()
+        for module in self._modules(package):
+            try:
+                self._merge(module, merged)
+            except ValueError as exc:  # a route duplicating one from an earlier module
+                self.broken.append(BrokenModule(module.__name__, _module_path(module), str(exc)))
+        if self.broken:
+            if strict:
+                raise RouterLoadError(self.package, self.broken)
+            for item in self.broken:
+                log.error("skipped router module: %s", item)
+        merged.source_package = self.package
+        return merged
+
+    def _import_package(self) -> ModuleType:
+        try:
+            return importlib.import_module(self.package)
+        except ModuleNotFoundError as exc:
+            if exc.name and (self.package == exc.name or self.package.startswith(exc.name + ".")):
+                raise RouterPackageNotFound(
+                    self.package, f"no module named {exc.name!r} on the Python path (cwd {os.getcwd()})"
+                ) from None
+            raise RouterLoadError(self.package, [_describe_failure(self.package, exc)]) from None
+        except Exception as exc:
+            raise RouterLoadError(self.package, [_describe_failure(self.package, exc)]) from None
+
+    def _modules(self, package: ModuleType) -> list[ModuleType]:
+        modules = [package]
+        search_path = getattr(package, "__path__", None)
+        if search_path is None:  # a plain module given as the "package"
+            return modules
+        names = sorted(
+            info.name
+            for info in pkgutil.walk_packages(search_path, prefix=package.__name__ + ".", onerror=self._walk_error)
+            if not any(part.startswith("_") for part in info.name[len(package.__name__) + 1 :].split("."))
+        )
+        for name in names:
+            try:
+                modules.append(importlib.import_module(name))
+            except Exception as exc:
+                self.broken.append(_describe_failure(name, exc))
+        return modules
+
+    def _walk_error(self, name: str) -> None:
+        # walk_packages imports sub-packages to look inside them; record the failure once here.
+        exc = sys.exc_info()[1]
+        if exc is not None and not any(b.module == name for b in self.broken):
+            self.broken.append(_describe_failure(name, exc))
+
+    def _merge(self, module: ModuleType, merged: Router) -> None:
+        router = getattr(module, "router", None)
+        if router is None:
+            log.debug("module %s defines no router; skipped", module.__name__)
+            return
+        if not isinstance(router, Router):
+            self.broken.append(
+                BrokenModule(
+                    module.__name__,
+                    _module_path(module),
+                    f"`router` is a {type(router).__name__}, not an engine.Router",
+                )
+            )
+            return
+        try:
+            merged.include(router)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (while merging {module.__name__})") from None
+        self.loaded_modules.append(module.__name__)
+
+
+def _module_path(module: ModuleType) -> str:
+    return _relative(getattr(module, "__file__", None) or module.__name__)
+
+
+def _relative(path: str) -> str:
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:
+        return path
+    return path if rel.startswith("..") else rel
+
+
+def _describe_failure(module_name: str, exc: BaseException) -> BrokenModule:
+    """Where the import of ``module_name`` failed: the file and line closest to the module."""
+    reason = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return BrokenModule(module_name, f"{_relative(exc.filename)}:{exc.lineno}", f"SyntaxError: {exc.msg}")
+    frames = traceback.extract_tb(exc.__traceback__)
+    # The deepest frame that is not import machinery: usually the offending line of the module.
+    user_frames = [f for f in frames if "importlib" not in f.filename and f.filename != __file__]
+    if user_frames:
+        frame = user_frames[-1]
+        # Prefer the deepest frame inside the module's own directory tree.
+        root = module_name.split(".")[0]
+        own = [f for f in user_frames if f"{os.sep}{root}{os.sep}" in f.filename or f.filename.endswith(f"{root}.py")]
+        if own:
+            frame = own[-1]
+        return BrokenModule(module_name, f"{_relative(frame.filename)}:{frame.lineno}", reason)
+    return BrokenModule(module_name, module_name.replace(".", os.sep) + ".py", reason)
+
+
+def _forget_package(package: str) -> None:
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        del sys.modules[name]

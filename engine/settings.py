@@ -1,0 +1,337 @@
+"""Settings: the environment and ``.env`` (the environment wins), validated into a frozen object.
+
+Every variable is declared once in ``VARIABLES`` with its default, its parser and a description;
+``.env.example`` documents the same list and a test keeps the two in step. An invalid value raises
+:class:`SettingsError` naming the variable, the offending value (never a secret's) and what is
+accepted. Secrets are held in :class:`Secret`, whose ``repr`` and ``str`` never show the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dotenv.parser import parse_stream
+
+log = logging.getLogger("routemq.settings")
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot be used. The message is one line naming the culprit."""
+
+
+class Secret:
+    """A string that is never shown: ``repr``/``str`` print ``'********'``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    def __str__(self) -> str:
+        return "********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Secret, (self._value,))
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsers: each returns the parsed value or raises ValueError with "what is accepted".
+# ---------------------------------------------------------------------------------------------
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip(), 10)
+        except ValueError:
+            raise ValueError(f"expected an integer from {low} to {high}") from None
+        if not low <= value <= high:
+            raise ValueError(f"expected an integer from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _float_range(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError(f"expected a number of seconds from {low:g} to {high:g}") from None
+        if not low <= value <= high or value != value:
+            raise ValueError(f"expected a number of seconds from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise ValueError("expected true/false (also 1/0, yes/no, on/off)")
+
+
+def _optional_str(text: str) -> str | None:
+    return text if text != "" else None
+
+
+def _secret(text: str) -> Secret | None:
+    return Secret(text) if text != "" else None
+
+
+def _host(text: str) -> str:
+    host = text.strip()
+    if not host or any(ch.isspace() for ch in host) or "/" in host:
+        raise ValueError("expected a host name or IP address (no scheme, path or spaces)")
+    return host
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+def _name(text: str) -> str:
+    if not _NAME_RE.match(text):
+        raise ValueError("expected 1 to 64 characters from A-Z a-z 0-9 _ . -")
+    return text
+
+
+def _protocol(text: str) -> str:
+    normal = {"3.1.1": "3.1.1", "311": "3.1.1", "v311": "3.1.1", "5": "5", "5.0": "5", "v5": "5"}
+    try:
+        return normal[text.strip().lower()]
+    except KeyError:
+        raise ValueError("expected 3.1.1 or 5") from None
+
+
+def _log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _existing_file(text: str) -> str | None:
+    if text == "":
+        return None
+    if not os.path.isfile(text):
+        raise ValueError("expected the path of a readable file; no file is there")
+    return text
+
+
+@dataclass(frozen=True)
+class _Variable:
+    env: str
+    field: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+    secret: bool = False
+
+
+VARIABLES: tuple[_Variable, ...] = (
+    _Variable("MQTT_BROKER", "broker", "localhost", _host, "Broker host name or address"),
+    _Variable("MQTT_PORT", "port", "1883", _int_range(1, 65535), "Broker port (8883 is usual with TLS)"),
+    _Variable("MQTT_USERNAME", "username", "", _optional_str, "User name, if the broker wants one"),
+    _Variable("MQTT_PASSWORD", "password", "", _secret, "Password; never logged or shown", secret=True),
+    _Variable(
+        "MQTT_CLIENT_ID", "client_id", "routemq", _name,
+        "Prefix of worker client ids: <prefix>-<host>-<group>-<route>-<slot>",
+    ),
+    _Variable("MQTT_GROUP_NAME", "group_name", "mqtt_framework_group", _name, "Share group: $share/<group>/..."),
+    _Variable("MQTT_PROTOCOL", "protocol", "3.1.1", _protocol, "MQTT protocol version: 3.1.1 or 5"),
+    _Variable("MQTT_KEEPALIVE", "keepalive", "60", _int_range(5, 65535), "Keepalive interval in seconds"),
+    _Variable(
+        "MQTT_SESSION_EXPIRY", "session_expiry", "3600", _int_range(0, 4294967295),
+        "MQTT 5: seconds the broker keeps a stopped worker's session (0 ends it at disconnect)",
+    ),
+    _Variable("MQTT_TLS", "tls", "false", _bool, "Connect with TLS"),
+    _Variable("MQTT_TLS_CA_CERTS", "tls_ca_certs", "", _existing_file, "CA bundle to verify the broker"),
+    _Variable("MQTT_TLS_CERTFILE", "tls_certfile", "", _existing_file, "Client certificate (mutual TLS)"),
+    _Variable("MQTT_TLS_KEYFILE", "tls_keyfile", "", _existing_file, "Client private key (mutual TLS)"),
+    _Variable(
+        "MQTT_TLS_KEYFILE_PASSWORD", "tls_keyfile_password", "", _secret,
+        "Password of the client key; never logged or shown", secret=True,
+    ),
+    _Variable(
+        "MQTT_TLS_INSECURE", "tls_insecure", "false", _bool,
+        "Skip the broker host name check (testing only)",
+    ),
+    _Variable("LOG_LEVEL", "log_level", "INFO", _log_level, "DEBUG, INFO, WARNING, ERROR or CRITICAL"),
+    _Variable(
+        "WORKER_CONCURRENCY", "worker_concurrency", "32", _int_range(1, 10000),
+        "Messages a worker handles at once (async handlers run concurrently up to this bound)",
+    ),
+    _Variable(
+        "WORKER_GRACEFUL_TIMEOUT", "graceful_timeout", "10", _float_range(0, 3600),
+        "Seconds a stopping worker may take to finish its in-flight messages before SIGKILL",
+    ),
+    _Variable(
+        "WORKER_HANG_TIMEOUT", "hang_timeout", "60", _float_range(0.5, 86400),
+        "A worker silent this long, or with one message in hand this long, is hung: killed and restarted",
+    ),
+    _Variable(
+        "WORKER_RESTART_BACKOFF", "restart_backoff", "0.5", _float_range(0, 3600),
+        "First delay before restarting a dead worker; doubles on each further death",
+    ),
+    _Variable(
+        "WORKER_RESTART_BACKOFF_MAX", "restart_backoff_max", "30", _float_range(0, 3600),
+        "Longest restart delay; the delay resets once a worker stays up this long",
+    ),
+    _Variable(
+        "WORKER_CRASH_LOOP_RESTARTS", "crash_loop_restarts", "5", _int_range(1, 1000),
+        "Deaths within the window that put a slot in crash-loop (restarted only on request)",
+    ),
+    _Variable(
+        "WORKER_CRASH_LOOP_WINDOW", "crash_loop_window", "60", _float_range(1, 86400),
+        "Window in seconds for counting deaths",
+    ),
+    _Variable(
+        "WORKER_MAX_MEMORY_MB", "max_memory_mb", "0", _int_range(0, 1048576),
+        "Recycle a worker (drain, then replace) whose RSS exceeds this; 0 turns it off",
+    ),
+    _Variable(
+        "WORKER_MAX_MESSAGES", "max_messages", "0", _int_range(0, 2**62),
+        "Recycle a worker after it handled this many messages; 0 turns it off",
+    ),
+    _Variable(
+        "WORKER_MAX_MESSAGES_JITTER", "max_messages_jitter", "0", _int_range(0, 2**62),
+        "Random extra messages per worker so that workers do not all recycle at once",
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration. Build it with :func:`load_settings`; change it with ``replace``."""
+
+    broker: str = "localhost"
+    port: int = 1883
+    username: str | None = None
+    password: Secret | None = None
+    client_id: str = "routemq"
+    group_name: str = "mqtt_framework_group"
+    protocol: str = "3.1.1"
+    keepalive: int = 60
+    session_expiry: int = 3600
+    tls: bool = False
+    tls_ca_certs: str | None = None
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    tls_keyfile_password: Secret | None = None
+    tls_insecure: bool = False
+    log_level: str = "INFO"
+    worker_concurrency: int = 32
+    graceful_timeout: float = 10.0
+    hang_timeout: float = 60.0
+    restart_backoff: float = 0.5
+    restart_backoff_max: float = 30.0
+    crash_loop_restarts: int = 5
+    crash_loop_window: float = 60.0
+    max_memory_mb: int = 0
+    max_messages: int = 0
+    max_messages_jitter: int = 0
+    # Where the values came from, for messages ("MQTT_PORT in .env"); not configuration itself.
+    source: str = dataclasses.field(default="defaults", compare=False)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def broker_address(self) -> str:
+        return f"{self.broker}:{self.port}"
+
+
+def load_settings(
+    env_file: str | os.PathLike[str] | None = ".env",
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read ``env_file`` (if it exists) and the environment; the environment wins.
+
+    ``env_file=None`` reads the environment only. Raises :class:`SettingsError`.
+    """
+    environ = os.environ if environ is None else environ
+    file_values: dict[str, str] = {}
+    file_name = os.fspath(env_file) if env_file is not None else None
+    if file_name is not None and os.path.exists(file_name):
+        file_values = _read_env_file(file_name)
+    values: dict[str, Any] = {}
+    for var in VARIABLES:
+        if var.env in environ:
+            raw, origin = environ[var.env], "the environment"
+        elif var.env in file_values:
+            raw, origin = file_values[var.env], file_name
+        else:
+            raw, origin = var.default, None
+        try:
+            values[var.field] = var.parse(raw)
+        except ValueError as exc:
+            where = f" (from {origin})" if origin else ""
+            shown = "" if var.secret else f"={raw!r}"
+            raise SettingsError(f"{var.env}{shown}{where} is not valid: {exc}") from None
+    _check_combinations(values)
+    source = "environment" + (f" and {file_name}" if file_values else "")
+    return Settings(**values, source=source)
+
+
+def _read_env_file(path: str) -> dict[str, str]:
+    try:
+        with open(path, encoding="utf-8") as stream:
+            text = stream.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{path}: cannot read the file: {exc}") from None
+    values: dict[str, str] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            # Never echo the line: it may hold a password.
+            raise SettingsError(
+                f"{path}:{binding.original.line}: cannot parse this line; expected NAME=value"
+            )
+        if binding.key is not None:
+            values[binding.key] = binding.value if binding.value is not None else ""
+    return values
+
+
+def _check_combinations(values: dict[str, Any]) -> None:
+    if values["password"] is not None and values["username"] is None:
+        raise SettingsError("MQTT_PASSWORD is set but MQTT_USERNAME is not: a password needs a user name")
+    if (values["tls_certfile"] is None) != (values["tls_keyfile"] is None) and values["tls_certfile"] is None:
+        raise SettingsError("MQTT_TLS_KEYFILE is set but MQTT_TLS_CERTFILE is not: set both for mutual TLS")
+    uses_tls_files = values["tls_ca_certs"] or values["tls_certfile"]
+    if uses_tls_files and not values["tls"]:
+        raise SettingsError("MQTT_TLS_CA_CERTS/MQTT_TLS_CERTFILE are set but MQTT_TLS is false: set MQTT_TLS=true")
+    if values["restart_backoff_max"] < values["restart_backoff"]:
+        raise SettingsError(
+            f"WORKER_RESTART_BACKOFF_MAX={values['restart_backoff_max']:g} is less than "
+            f"WORKER_RESTART_BACKOFF={values['restart_backoff']:g}"
+        )
+
+
+def configure_logging(level: str) -> None:
+    """Set the level of the ``routemq`` loggers (the UI and headless runner add handlers)."""
+    logging.getLogger("routemq").setLevel(level)
