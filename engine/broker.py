@@ -124,7 +124,9 @@ class PrivateMosquitto:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace").strip() if self.process.stderr else ""
+                err = (
+                    self.process.stderr.read().decode(errors="replace").strip() if self.process.stderr else ""
+                )
                 raise BrokerStartError(
                     f"mosquitto exited with {self.process.returncode} at start: {err or self._log_tail()}"
                 )
@@ -132,7 +134,9 @@ class PrivateMosquitto:
                 return self
             time.sleep(0.02)
         self.kill()
-        raise BrokerStartError(f"mosquitto did not open {self.address} within {timeout:g} s: {self._log_tail()}")
+        raise BrokerStartError(
+            f"mosquitto did not open {self.address} within {timeout:g} s: {self._log_tail()}"
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (mosquitto saves its database), then SIGKILL if it lingers; always reaped."""

@@ -53,7 +53,7 @@ class Route:
         self.topic = topic
         if not callable(handler):
             raise ValueError(f"route {topic!r}: handler {handler!r} is not callable")
-        if isinstance(qos, bool) or qos not in (0, 1, 2):
+        if isinstance(qos, bool) or not isinstance(qos, int) or qos not in (0, 1, 2):
             raise ValueError(f"route {topic!r}: qos must be 0, 1 or 2, not {qos!r}")
         if isinstance(worker_count, bool) or not isinstance(worker_count, int) or worker_count < 1:
             raise ValueError(f"route {topic!r}: worker_count must be an integer >= 1, not {worker_count!r}")
@@ -143,7 +143,9 @@ def _join(prefix: str, topic: str) -> str:
 class RouterGroup:
     """Routes sharing a topic prefix and middleware. Usable directly or as a context manager."""
 
-    def __init__(self, router: Router, prefix: str = "", middleware: Sequence[Middleware] | None = None) -> None:
+    def __init__(
+        self, router: Router, prefix: str = "", middleware: Sequence[Middleware] | None = None
+    ) -> None:
         self.router = router
         self.prefix = prefix
         self.middleware = list(middleware or [])
@@ -205,19 +207,16 @@ class Router:
         worker_count: int = 1,
     ) -> Route:
         """Register a route. Raises ValueError naming the pattern when anything is wrong."""
-        route = Route(topic, handler, qos=qos, middleware=middleware, shared=shared, worker_count=worker_count)
+        route = Route(
+            topic, handler, qos=qos, middleware=middleware, shared=shared, worker_count=worker_count
+        )
         self.add_route(route)
         return route
 
     def add_route(self, route: Route) -> None:
         """Add an already built route (used when merging routers)."""
-        key = tuple("+" if level.startswith("{") else level for level in route.pattern.levels)
-        existing = self._by_filter.get(key)
-        if existing is not None:
-            raise ValueError(
-                f"route {route.topic!r} duplicates {existing.topic!r} (both subscribe to "
-                f"{route.mqtt_topic!r}); the second could never be called"
-            )
+        key = _filter_key(route)
+        self._check_not_duplicate(route, self._by_filter.get(key))
         self._by_filter[key] = route
         self.routes.append(route)
         self._trie.insert(route.pattern, route)
@@ -228,17 +227,30 @@ class Router:
         return RouterGroup(self, prefix, middleware)
 
     def include(self, other: Router) -> None:
-        """Add every route of ``other`` to this router, in its registration order."""
+        """Add every route of ``other`` to this router, in its registration order.
+
+        All or nothing: when one route duplicates a route of this router, none is added.
+        """
+        for route in other.routes:
+            self._check_not_duplicate(route, self._by_filter.get(_filter_key(route)))
         for route in other.routes:
             self.add_route(route)
+
+    @staticmethod
+    def _check_not_duplicate(route: Route, existing: Route | None) -> None:
+        if existing is not None:
+            raise ValueError(
+                f"route {route.topic!r} duplicates {existing.topic!r} (both subscribe to "
+                f"{route.mqtt_topic!r}); the second could never be called"
+            )
 
     def match(self, topic: str) -> tuple[Route, dict[str, str]] | None:
         """The most specific route for ``topic`` and its captured parameters, or None."""
         levels = topic.split("/")
-        route = self._trie.lookup(topic)
+        route = self._trie.lookup_levels(levels)
         if route is None:
             return None
-        return route, {name: levels[i] for i, name in route.pattern.params}
+        return route, route.pattern.capture(levels)
 
     def matching_routes(self, topic: str) -> list[Route]:
         """Every route matching ``topic``, most specific first."""
@@ -246,13 +258,16 @@ class Router:
 
     async def dispatch(self, topic: str, payload: Any, client: Any) -> Any:
         """Run the most specific route for ``topic``; NoRouteError (a ValueError) when none."""
-        found = self.match(topic)
-        if found is None:
+        # The body of match(), inlined: this is the hot path of every worker.
+        levels = topic.split("/")
+        route = self._trie.lookup_levels(levels)
+        if route is None:
             raise NoRouteError(topic)
-        route, params = found
+        params = route.pattern.capture(levels)
         if route.is_plain:
             result = route.handler(**params, payload=payload, client=client)
-            if inspect.isawaitable(result):  # a plain function that returned a coroutine
+            # A plain function may still return an awaitable; None (the usual result) is not one.
+            if result is not None and inspect.isawaitable(result):
                 result = await result
             return result
         return await route.run(topic, params, payload, client)
@@ -275,6 +290,11 @@ class Router:
             if route.topic == topic:
                 return route
         return None
+
+
+def _filter_key(route: Route) -> tuple[str, ...]:
+    """Routes with equal keys match exactly the same topics: ``a/{x}`` and ``a/+`` are equal."""
+    return tuple("+" if level.startswith("{") else level for level in route.pattern.levels)
 
 
 def _rebuild_router(routes: Iterable[Route], source_package: str | None) -> Router:

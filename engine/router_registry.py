@@ -8,13 +8,16 @@ and skipped. Routes keep their registration order inside each module.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.util
 import logging
 import os
 import pkgutil
 import sys
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from .router import Router
@@ -77,9 +80,10 @@ class RouterRegistry:
         self.broken = []
         self.loaded_modules = []
         merged = Router()
+        seen: set[int] = set()
         for module in self._modules(package):
             try:
-                self._merge(module, merged)
+                self._merge(module, merged, seen)
             except ValueError as exc:  # a route duplicating one from an earlier module
                 self.broken.append(BrokenModule(module.__name__, _module_path(module), str(exc)))
         if self.broken:
@@ -104,31 +108,40 @@ class RouterRegistry:
 
     def _modules(self, package: ModuleType) -> list[ModuleType]:
         modules = [package]
-        search_path = getattr(package, "__path__", None)
-        if search_path is None:  # a plain module given as the "package"
-            return modules
-        names = sorted(
-            info.name
-            for info in pkgutil.walk_packages(search_path, prefix=package.__name__ + ".", onerror=self._walk_error)
-            if not any(part.startswith("_") for part in info.name[len(package.__name__) + 1 :].split("."))
-        )
-        for name in names:
-            try:
-                modules.append(importlib.import_module(name))
-            except Exception as exc:
-                self.broken.append(_describe_failure(name, exc))
+        self._collect(package, modules)
         return modules
 
-    def _walk_error(self, name: str) -> None:
-        # walk_packages imports sub-packages to look inside them; record the failure once here.
-        exc = sys.exc_info()[1]
-        if exc is not None and not any(b.module == name for b in self.broken):
-            self.broken.append(_describe_failure(name, exc))
+    def _collect(self, package: ModuleType, modules: list[ModuleType]) -> None:
+        """Import the non-private modules under ``package``, depth first in dotted-name order.
 
-    def _merge(self, module: ModuleType, merged: Router) -> None:
+        Private names are skipped before anything is imported (pkgutil.walk_packages would
+        import private sub-packages to look inside them), and each module is imported once, so a
+        broken one is reported once.
+        """
+        search_path = getattr(package, "__path__", None)
+        if search_path is None:  # a plain module given as the "package"
+            return
+        found = sorted(pkgutil.iter_modules(search_path, prefix=package.__name__ + "."), key=lambda i: i.name)
+        for info in found:
+            if info.name.rpartition(".")[2].startswith("_"):
+                continue
+            try:
+                module = importlib.import_module(info.name)
+            except Exception as exc:
+                self.broken.append(_describe_failure(info.name, exc))
+                continue
+            modules.append(module)
+            if info.ispkg:
+                self._collect(module, modules)
+
+    def _merge(self, module: ModuleType, merged: Router, seen: set[int]) -> None:
         router = getattr(module, "router", None)
         if router is None:
             log.debug("module %s defines no router; skipped", module.__name__)
+            return
+        if id(router) in seen:
+            # e.g. a package __init__ doing `from .api import router`: the same routes, once.
+            log.debug("module %s re-exports a router already loaded; skipped", module.__name__)
             return
         if not isinstance(router, Router):
             self.broken.append(
@@ -143,6 +156,7 @@ class RouterRegistry:
             merged.include(router)
         except ValueError as exc:
             raise ValueError(f"{exc} (while merging {module.__name__})") from None
+        seen.add(id(router))
         self.loaded_modules.append(module.__name__)
 
 
@@ -170,7 +184,11 @@ def _describe_failure(module_name: str, exc: BaseException) -> BrokenModule:
         frame = user_frames[-1]
         # Prefer the deepest frame inside the module's own directory tree.
         root = module_name.split(".")[0]
-        own = [f for f in user_frames if f"{os.sep}{root}{os.sep}" in f.filename or f.filename.endswith(f"{root}.py")]
+        own = [
+            f
+            for f in user_frames
+            if f"{os.sep}{root}{os.sep}" in f.filename or f.filename.endswith(f"{root}.py")
+        ]
         if own:
             frame = own[-1]
         return BrokenModule(module_name, f"{_relative(frame.filename)}:{frame.lineno}", reason)
@@ -178,5 +196,20 @@ def _describe_failure(module_name: str, exc: BaseException) -> BrokenModule:
 
 
 def _forget_package(package: str) -> None:
+    """Drop the package's modules from ``sys.modules`` and delete their cached bytecode.
+
+    The bytecode goes too because Python trusts a ``.pyc`` whose recorded source mtime (whole
+    seconds) and size still match: an edit that keeps the file's size within the same second
+    would otherwise be ignored.
+    """
+    sources: set[str] = set()
     for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
-        del sys.modules[name]
+        module = sys.modules.pop(name)
+        if getattr(module, "__file__", None):
+            sources.add(module.__file__)
+        for directory in getattr(module, "__path__", None) or []:
+            sources.update(str(path) for path in Path(directory).rglob("*.py"))
+    for source in sources:
+        # No cached bytecode, or a read-only tree: then there is nothing stale to worry about.
+        with contextlib.suppress(OSError, ValueError, NotImplementedError):
+            os.unlink(importlib.util.cache_from_source(source))

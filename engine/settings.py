@@ -163,7 +163,9 @@ VARIABLES: tuple[_Variable, ...] = (
         "MQTT_CLIENT_ID", "client_id", "routemq", _name,
         "Prefix of worker client ids: <prefix>-<host>-<group>-<route>-<slot>",
     ),
-    _Variable("MQTT_GROUP_NAME", "group_name", "mqtt_framework_group", _name, "Share group: $share/<group>/..."),
+    _Variable(
+        "MQTT_GROUP_NAME", "group_name", "mqtt_framework_group", _name, "Share group: $share/<group>/..."
+    ),
     _Variable("MQTT_PROTOCOL", "protocol", "3.1.1", _protocol, "MQTT protocol version: 3.1.1 or 5"),
     _Variable("MQTT_KEEPALIVE", "keepalive", "60", _int_range(5, 65535), "Keepalive interval in seconds"),
     _Variable(
@@ -324,7 +326,9 @@ def _check_combinations(values: dict[str, Any]) -> None:
         raise SettingsError("MQTT_TLS_KEYFILE is set but MQTT_TLS_CERTFILE is not: set both for mutual TLS")
     uses_tls_files = values["tls_ca_certs"] or values["tls_certfile"]
     if uses_tls_files and not values["tls"]:
-        raise SettingsError("MQTT_TLS_CA_CERTS/MQTT_TLS_CERTFILE are set but MQTT_TLS is false: set MQTT_TLS=true")
+        raise SettingsError(
+            "MQTT_TLS_CA_CERTS/MQTT_TLS_CERTFILE are set but MQTT_TLS is false: set MQTT_TLS=true"
+        )
     if values["restart_backoff_max"] < values["restart_backoff"]:
         raise SettingsError(
             f"WORKER_RESTART_BACKOFF_MAX={values['restart_backoff_max']:g} is less than "

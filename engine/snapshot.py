@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class SlotState(str, Enum):
+class SlotState(StrEnum):
     """The life of a worker slot (supervisord-style, with MQTT draining added).
 
     stopped -> starting -> running -> stopping -> exited
@@ -56,7 +56,9 @@ LEGAL_TRANSITIONS: dict[SlotState, frozenset[SlotState]] = {
         {SlotState.STARTING, SlotState.EXITED, SlotState.DRAINING, SlotState.CRASH_LOOP}
     ),
     SlotState.STOPPING: frozenset({SlotState.EXITED, SlotState.BACKOFF, SlotState.CRASH_LOOP}),
-    SlotState.DRAINING: frozenset({SlotState.EXITED}),
+    SlotState.DRAINING: frozenset(
+        {SlotState.EXITED, SlotState.STOPPING, SlotState.BACKOFF, SlotState.CRASH_LOOP}
+    ),
     SlotState.EXITED: frozenset({SlotState.STARTING, SlotState.DRAINING}),
     SlotState.CRASH_LOOP: frozenset({SlotState.STARTING, SlotState.EXITED, SlotState.DRAINING}),
 }
@@ -98,7 +100,13 @@ class WorkerInfo:
 
     @property
     def alive(self) -> bool:
+        """A process fills the slot (it may be stopping or draining)."""
         return self.pid is not None and self.state.is_live
+
+    @property
+    def serving(self) -> bool:
+        """The slot's process is starting or running, i.e. counts towards the pool's size."""
+        return self.pid is not None and self.state in (SlotState.STARTING, SlotState.RUNNING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +149,8 @@ class ManagerSnapshot:
 
     @property
     def live_workers(self) -> int:
-        return sum(1 for w in self.workers if w.alive and not w.is_main)
+        """Shared workers that are starting or running (not stopping, draining or dead)."""
+        return sum(1 for w in self.workers if w.serving and not w.is_main)
 
     @property
     def desired_workers(self) -> int:

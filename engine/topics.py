@@ -65,7 +65,14 @@ class TopicPattern:
         levels = topic.split("/")
         if not _matches_levels(self.levels, levels):
             return None
-        return {name: levels[i] for i, name in self.params}
+        return self.capture(levels)
+
+    def capture(self, levels: list[str]) -> dict[str, str]:
+        """The parameters captured from the levels of a topic this pattern matches."""
+        params: dict[str, str] = {}
+        for index, name in self.params:  # a plain loop: cheaper than a comprehension on 3.11
+            params[name] = levels[index]
+        return params
 
 
 def parse_pattern(pattern: str) -> TopicPattern:
@@ -201,10 +208,12 @@ class TopicTrie(Generic[T]):
 
     def lookup(self, topic: str) -> T | None:
         """The value of the most specific pattern matching ``topic``, or None."""
-        levels = topic.split("/")
+        return self.lookup_levels(topic.split("/"))
+
+    def lookup_levels(self, levels: list[str]) -> T | None:
+        """:meth:`lookup` for a topic already split on ``/`` (the router needs the levels too)."""
         # MQTT: a wildcard in the first level never matches a topic that starts with "$".
-        dollar = levels[0].startswith("$")
-        return _lookup(self._root, levels, 0, dollar)
+        return _lookup(self._root, levels, 0, levels[0].startswith("$"))
 
     def lookup_all(self, topic: str) -> Iterator[T]:
         """Every matching value, most specific first (ties in insertion order)."""
@@ -215,7 +224,16 @@ class TopicTrie(Generic[T]):
 def _lookup(node: _Node[T], levels: list[str], depth: int, dollar: bool) -> T | None:
     # Depth-first in specificity order: literal child, then one-level wildcard, then "#".
     # The first complete match found is the most specific one.
-    if depth == len(levels):
+    end = len(levels)
+    # Fast path: while a node offers nothing but literal children there is no alternative to
+    # come back to, so descend without recursing.
+    while depth < end and node.wild is None and not node.hash_values:
+        child = node.literal.get(levels[depth])
+        if child is None:
+            return None
+        node = child
+        depth += 1
+    if depth == end:
         if node.values:
             return node.values[0]
         if node.hash_values and not (dollar and depth == 0):
@@ -307,7 +325,8 @@ def plan_subscriptions(filters: Iterable[tuple[str, int]]) -> list[tuple[str, in
             for entry in plan:
                 if filters_overlap(entry[0], merged_filter):
                     plan.remove(entry)
-                    merged_filter = entry[0] if entry[0] == merged_filter else _generalise(entry[0], merged_filter)
+                    if entry[0] != merged_filter:
+                        merged_filter = _generalise(entry[0], merged_filter)
                     merged_qos = max(merged_qos, entry[1])
                     changed = True
                     break

@@ -1,0 +1,741 @@
+"""WorkerProcess: the child process that serves one pool slot.
+
+One worker = one OS process = one paho-mqtt client with a stable client id and a persistent
+session. Its life:
+
+1. load its routes (from the router package, or a pickled Router), exit ``EXIT_ROUTES`` if that
+   fails;
+2. connect (retrying with backoff while the broker is unreachable; exiting ``EXIT_AUTH`` or
+   ``EXIT_TLS`` when the broker refuses the credentials or the TLS handshake fails), subscribe
+   on every (re)connect;
+3. serve: paho's network thread hands each message to the asyncio loop of the main thread, which
+   runs the handler (plain functions inline, coroutines as tasks, at most ``worker_concurrency``
+   at once) and only then acknowledges it (``manual_ack``), so a message in hand when the process
+   dies is delivered again to the slot's session;
+4. stop (SIGTERM, or the manager going away): stop taking QoS>0 messages (left unacknowledged,
+   the broker redelivers them to this slot's session), finish what is in hand, acknowledge,
+   disconnect keeping the session, exit 0;
+   or retire (the manager's "retire" command, or started in drain mode): unsubscribe, handle
+   everything the broker still sends, then end the session so nothing is queued for it any more.
+
+Every half second the worker sends the manager a heartbeat with its counters and its log lines;
+the manager decides whether it is hung.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import io
+import json
+import logging
+import os
+import pickle
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from .router import Route, Router
+from .settings import Settings
+from .snapshot import EXIT_AUTH, EXIT_CONFIG, EXIT_CRASH, EXIT_OK, EXIT_ROUTES, EXIT_TLS
+from .topics import plan_subscriptions
+
+HEARTBEAT_INTERVAL = 0.5
+RECONNECT_MIN_DELAY = 0.5
+RECONNECT_MAX_DELAY = 4.0  # a broker that comes back is found again within seconds
+DRAIN_QUIET = 0.5  # retiring: this long without a message after UNSUBACK means the queue is empty
+MAX_LOG_BACKLOG = 1000  # log lines kept for the next heartbeat; beyond that they are counted, not sent
+
+log = logging.getLogger("routemq.worker")
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs, sent to the child by pickle (never on a command line)."""
+
+    slot: str
+    client_id: str
+    group_name: str
+    route_topic: str | None  # the pool's route pattern; None for the main worker
+    routes: tuple[str, Any]  # ("package", name, strict) or ("pickle", bytes)
+    settings: Settings
+    drain: bool = False  # start retiring: serve only what the slot's session still holds
+
+
+def _run_from_command_line() -> None:
+    """``python -m engine.worker_process --slot NAME --fd N``: the manager's socket is fd N.
+
+    The spec (settings included) arrives as the first message on that socket, never on the
+    command line or in the environment, so secrets stay out of ``ps``.
+    """
+    args = sys.argv[1:]
+    fd = int(args[args.index("--fd") + 1])
+    conn = Connection(fd)
+    spec, sys_path = conn.recv()
+    sys.path[:] = sys_path  # the manager's import path, so its router modules import here too
+    main(spec, conn)
+
+
+def main(spec: WorkerSpec, conn: Connection) -> None:
+    """Serve ``spec``'s slot, talking to the manager over ``conn``. Never returns."""
+    _die_with_parent()
+    _quiet_standard_streams()
+    link = _ManagerLink(conn)
+    _install_logging(link, spec.settings.log_level)
+    code = EXIT_CRASH
+    try:
+        code = _serve(spec, link)
+    except _Fatal as fatal:
+        link.send_now("fatal", {"code": fatal.code, "reason": fatal.reason})
+        code = fatal.code
+    except BaseException:  # a crash must reach the manager's log before we go
+        log.critical("worker crashed:\n%s", traceback.format_exc())
+        code = EXIT_CRASH
+    finally:
+        link.flush()
+    sys.exit(code)
+
+
+class _Fatal(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _serve(spec: WorkerSpec, link: _ManagerLink) -> int:
+    router = _load_router(spec)
+    worker = Worker(spec, router, link)
+    return asyncio.run(worker.run())
+
+
+def _load_router(spec: WorkerSpec) -> Router:
+    kind = spec.routes[0]
+    try:
+        if kind == "package":
+            from .router_registry import RouterRegistry
+
+            _, package, strict = spec.routes
+            return RouterRegistry(package, strict=strict).discover_and_load_routers()
+        return pickle.loads(spec.routes[1])
+    except Exception as exc:  # any failure to load routes is reported the same way
+        raise _Fatal(EXIT_ROUTES, f"cannot load routes: {exc}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Process plumbing
+# ---------------------------------------------------------------------------------------------
+
+
+def _die_with_parent() -> None:
+    """Ask Linux for SIGTERM when our parent dies, so that we never outlive the manager."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        PR_SET_PDEATHSIG = 1
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _quiet_standard_streams() -> None:
+    # Workers share the manager's terminal, where a dashboard may be drawing. Their output goes
+    # to the log stream instead (print() included); C-level writes go to /dev/null.
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    sys.stdout = _LogWriter(logging.INFO)
+    sys.stderr = _LogWriter(logging.WARNING)
+
+
+class _LogWriter(io.TextIOBase):
+    """A text stream that turns each written line into a log record of ``routemq.worker.stdout``."""
+
+    def __init__(self, level: int) -> None:
+        self._level = level
+        self._buffer = ""
+        self._logger = logging.getLogger("routemq.worker.output")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._buffer += text
+        *lines, self._buffer = self._buffer.split("\n")
+        for line in lines:
+            if line:
+                self._logger.log(self._level, "%s", line)
+        return len(text)
+
+
+class _ManagerLink:
+    """The pipe to the manager. Log lines are batched into heartbeats; sends are serialised."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self.logs: deque[tuple[int, str, str]] = deque()
+        self.logs_dropped = 0
+        self.closed = False
+
+    def add_log(self, level: int, name: str, message: str) -> None:
+        if len(self.logs) >= MAX_LOG_BACKLOG:
+            self.logs_dropped += 1
+            return
+        self.logs.append((level, name, message))
+
+    def send_now(self, kind: str, body: dict[str, Any]) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            try:
+                self._conn.send((kind, body))
+            except (OSError, EOFError, ValueError):
+                self.closed = True  # the manager is gone; the control thread will stop us
+
+    def take_logs(self) -> tuple[list[tuple[int, str, str]], int]:
+        lines = []
+        while self.logs:
+            lines.append(self.logs.popleft())
+        dropped, self.logs_dropped = self.logs_dropped, 0
+        return lines, dropped
+
+    def flush(self) -> None:
+        lines, dropped = self.take_logs()
+        if lines or dropped:
+            self.send_now("logs", {"logs": lines, "logs_dropped": dropped})
+
+    def recv(self) -> Any:
+        return self._conn.recv()
+
+
+class _PipeLogHandler(logging.Handler):
+    def __init__(self, link: _ManagerLink) -> None:
+        super().__init__()
+        self._link = link
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._link.add_log(record.levelno, record.name, self.format(record))
+        except Exception:  # logging must never break the worker
+            self.handleError(record)
+
+
+def _install_logging(link: _ManagerLink, level: str) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(_PipeLogHandler(link))
+    root.setLevel(level)
+    logging.getLogger("paho").setLevel(logging.WARNING)
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+
+
+# ---------------------------------------------------------------------------------------------
+# Payloads
+# ---------------------------------------------------------------------------------------------
+
+_JSON_START = frozenset(b'{["-0123456789tfn \t\r\n')
+
+
+def decode_payload(raw: bytes) -> Any:
+    """Decoded JSON when ``raw`` is valid JSON, else the raw bytes."""
+    if not raw or raw[0] not in _JSON_START:
+        return raw
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # invalid JSON or UTF-8; absurdly deep nesting
+        return raw
+
+
+# ---------------------------------------------------------------------------------------------
+# Connection failures
+# ---------------------------------------------------------------------------------------------
+
+# CONNACK refusals that retrying will not cure. MQTT 3.1.1 return codes and MQTT 5 reason codes.
+_AUTH_REFUSALS = {4, 5, 0x86, 0x87, 0x8C}
+_CONFIG_REFUSALS = {1, 2, 0x84, 0x85, 0x8A}
+
+
+def _describe_connect_error(exc: BaseException, host: str, port: int) -> tuple[str, bool]:
+    """(what went wrong, whether it is fatal) for an exception raised while connecting."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"TLS: the broker's certificate was rejected: {exc.verify_message}", True
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS: handshake failed: {exc.reason or exc}", True
+    if isinstance(exc, ConnectionRefusedError):
+        return f"connection refused by {host}:{port} (is the broker running?)", False
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve broker host {host!r}", False
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return f"timed out connecting to {host}:{port}", False
+    return f"cannot connect to {host}:{port}: {exc}", False
+
+
+def _apply_credentials(client: mqtt.Client, s: Settings) -> None:
+    """User name, password and TLS from the settings."""
+    if s.username is not None:
+        client.username_pw_set(s.username, s.password.reveal() if s.password else None)
+    if s.tls:
+        client.tls_set(
+            ca_certs=s.tls_ca_certs,
+            certfile=s.tls_certfile,
+            keyfile=s.tls_keyfile,
+            keyfile_password=s.tls_keyfile_password.reveal() if s.tls_keyfile_password else None,
+            cert_reqs=ssl.CERT_REQUIRED,
+        )
+        client.tls_insecure_set(s.tls_insecure)
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker
+# ---------------------------------------------------------------------------------------------
+
+
+class Worker:
+    """One slot's MQTT client and handler runner. Public for tests and benchmarks."""
+
+    def __init__(self, spec: WorkerSpec, router: Router, link: _ManagerLink) -> None:
+        self.spec = spec
+        self.settings = spec.settings
+        self.router = router
+        self.link = link
+        self.route: Route | None = None
+        if spec.route_topic is not None:
+            self.route = router.find_route(spec.route_topic)
+            if self.route is None or not self.route.shared:
+                raise _Fatal(
+                    EXIT_ROUTES, f"route {spec.route_topic!r} is not a shared route of the loaded routers"
+                )
+            self.subscriptions = [(self.route.get_subscription_topic(spec.group_name), self.route.qos)]
+        else:
+            self.subscriptions = plan_subscriptions((r.mqtt_topic, r.qos) for r in router.unshared_routes)
+        self.client = self._make_client()
+        # Counters (written by the loop thread, except `received`, written by paho's thread).
+        self.received = 0
+        self.handled = 0
+        self.failed = 0
+        self.skipped = 0
+        self.last_message_at: float | None = None
+        self.connected = False
+        self.subscribed = False
+        self.detail = "connecting"
+        # Messages taken from paho and not yet acknowledged, bounded by worker_concurrency.
+        self._limit = self.settings.worker_concurrency
+        self._pending = 0
+        self._room = threading.Condition()
+        self._inbox: deque[mqtt.MQTTMessage] = deque()
+        self._wakeup_pending = False
+        self._running: dict[int, float] = {}  # handler id -> start time (monotonic)
+        self._next_id = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing = False  # no new QoS>0 messages are taken
+        self._retiring = spec.drain
+        self._unsubscribed: asyncio.Event | None = None  # created on the loop
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._fatal: _Fatal | None = None
+        self._disconnected = False
+
+    # --- client setup --------------------------------------------------------------------
+
+    def _make_client(self) -> mqtt.Client:
+        s = self.settings
+        v5 = s.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.spec.client_id,
+            clean_session=None if v5 else False,
+            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+            manual_ack=True,
+        )
+        _apply_credentials(client, s)
+        client.reconnect_delay_set(1, int(RECONNECT_MAX_DELAY))
+        client.max_inflight_messages_set(max(20, s.worker_concurrency))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
+        client.on_message = self._on_message
+        client.on_connect_fail = self._on_connect_fail
+        connect_properties = None
+        if v5:
+            connect_properties = Properties(PacketTypes.CONNECT)
+            connect_properties.SessionExpiryInterval = s.session_expiry
+        client.connect_async(
+            s.broker,
+            s.port,
+            keepalive=s.keepalive,
+            clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=connect_properties,
+        )
+        return client
+
+    # --- the main coroutine --------------------------------------------------------------
+
+    async def run(self) -> int:
+        self._loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        self._unsubscribed = asyncio.Event()
+        self._loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        self._loop.add_signal_handler(signal.SIGINT, lambda: None)  # Ctrl+C is the manager's to handle
+        threading.Thread(target=self._read_commands, name="manager-commands", daemon=True).start()
+        heartbeat = asyncio.create_task(self._heartbeat())
+        self.link.send_now("hello", {"pid": os.getpid()})
+        try:
+            if await self._connect_first():
+                self.client.loop_start()
+                if not self._retiring:
+                    await self._stop_requested.wait()
+                if self._retiring and not self._closing and self._fatal is None:
+                    await self._retire()  # returns early when a stop request interrupts it
+                if not self._disconnected:
+                    await self._stop_keeping_session()
+        finally:
+            heartbeat.cancel()
+            self._send_heartbeat()
+        if self._fatal is not None:
+            raise self._fatal
+        return EXIT_OK
+
+    def request_stop(self) -> None:
+        """SIGTERM: stop serving, finish what is in hand, keep the session."""
+        assert self._stop_requested is not None
+        self._closing = True
+        self._stop_requested.set()
+
+    def request_retire(self) -> None:
+        assert self._stop_requested is not None
+        self._retiring = True
+        self._stop_requested.set()
+
+    def _fail(self, fatal: _Fatal) -> None:
+        """A refusal that retrying cannot cure: report it and stop."""
+        if self._fatal is None:
+            self._fatal = fatal
+            self.detail = fatal.reason
+            log.error("%s", fatal.reason)
+            self.link.send_now("fatal", {"code": fatal.code, "reason": fatal.reason})
+        self._closing = True
+        if self._stop_requested is not None:
+            self._stop_requested.set()
+
+    async def _connect_first(self) -> bool:
+        """Open the first connection, retrying while the broker is unreachable."""
+        assert self._loop is not None and self._stop_requested is not None
+        delay = RECONNECT_MIN_DELAY
+        s = self.settings
+        while not self._stop_requested.is_set():
+            try:
+                await self._loop.run_in_executor(None, self.client.reconnect)
+                return True
+            except (OSError, ValueError) as exc:
+                reason, fatal = _describe_connect_error(exc, s.broker, s.port)
+                if fatal:
+                    self._fail(_Fatal(EXIT_TLS, reason))
+                    return False
+                if reason != self.detail:
+                    log.warning("%s; retrying", reason)
+                self.detail = reason
+                self._send_heartbeat()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_requested.wait(), delay)
+            delay = min(delay * 2, RECONNECT_MAX_DELAY)
+        return False
+
+    # --- paho callbacks (paho's network thread) ------------------------------------------
+
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            code = reason.value
+            text = f"broker refused the connection: {reason}"
+            if code in _AUTH_REFUSALS:
+                self._from_thread(self._fail, _Fatal(EXIT_AUTH, f"bad credentials: {reason}"))
+            elif code in _CONFIG_REFUSALS:
+                self._from_thread(self._fail, _Fatal(EXIT_CONFIG, text))
+            else:
+                self.detail = text
+            return
+        self.connected = True
+        self.detail = ""
+        if self._retiring or self._closing:
+            if self._retiring:
+                client.unsubscribe([topic for topic, _ in self.subscriptions])
+            return
+        client.subscribe(self.subscriptions)
+        self._from_thread(self._send_heartbeat)
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self.connected = False
+        self.subscribed = False
+        self.detail = f"cannot reach the broker at {self.settings.broker_address}; retrying"
+        self._from_thread(self._send_heartbeat)
+
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self.connected = False
+        self.subscribed = False
+        if not self._closing and not self._retiring:
+            self.detail = f"connection lost ({reason}); reconnecting"
+            self._from_thread(self._send_heartbeat)
+
+    def _on_subscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        refused = [
+            topic
+            for (topic, _), reason in zip(self.subscriptions, reasons, strict=False)
+            if reason.is_failure
+        ]
+        if refused:
+            self._from_thread(
+                self._fail, _Fatal(EXIT_CONFIG, f"broker refused the subscription to {', '.join(refused)}")
+            )
+            return
+        self.subscribed = True
+        self._from_thread(self._send_heartbeat)
+
+    def _on_unsubscribe(
+        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
+    ) -> None:
+        self.subscribed = False
+        if self._loop is not None and self._unsubscribed is not None:
+            self._loop.call_soon_threadsafe(self._unsubscribed.set)
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self.received += 1
+        if self._closing and message.qos > 0:
+            # Stopping with the session kept: leave it unacknowledged; the broker delivers it
+            # to this slot's session again when the slot restarts.
+            return
+        with self._room:
+            while self._pending >= self._limit and not self._closing:
+                self._room.wait(0.5)
+            self._pending += 1
+        self._inbox.append(message)
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._take_inbox)
+
+    def _from_thread(self, func: Any, *args: Any) -> None:
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # loop already closed while stopping
+                self._loop.call_soon_threadsafe(func, *args)
+
+    # --- handling (the loop thread) ------------------------------------------------------
+
+    def _take_inbox(self) -> None:
+        self._wakeup_pending = False
+        inbox = self._inbox
+        while inbox:
+            self._handle(inbox.popleft())
+
+    def _handle(self, message: mqtt.MQTTMessage) -> None:
+        self.last_message_at = time.time()
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            log.error("message with a topic that is not valid UTF-8 (%r) was dropped", message._topic[:200])
+            self.failed += 1
+            self._finish(message)
+            return
+        found = self.router.match(topic)
+        if found is None:
+            self.skipped += 1  # matched a merged subscription but no route: nobody wants it
+            self._finish(message)
+            return
+        route, params = found
+        if route is not self.route and (route.shared or self.route is not None):
+            # A more specific route is served by another pool; it receives its own copy.
+            self.skipped += 1
+            self._finish(message)
+            return
+        payload = decode_payload(message.payload)
+        if route.is_plain:
+            handler_id = self._started()
+            try:
+                result = route.handler(**params, payload=payload, client=self.client)
+            except Exception:  # a bad message never kills the worker
+                self._handler_failed(route, topic)
+                self._done(handler_id, message, ok=False)
+                return
+            if not asyncio.iscoroutine(result):
+                self._done(handler_id, message, ok=True)
+                return
+            self._running.pop(handler_id, None)
+            coroutine = result
+        else:
+            coroutine = route.run(topic, params, payload, self.client)
+        task = asyncio.ensure_future(self._run_async(route, topic, coroutine, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_async(self, route: Route, topic: str, coroutine: Any, message: mqtt.MQTTMessage) -> None:
+        handler_id = self._started()
+        try:
+            await coroutine
+        except Exception:
+            self._handler_failed(route, topic)
+            self._done(handler_id, message, ok=False)
+        else:
+            self._done(handler_id, message, ok=True)
+
+    def _started(self) -> int:
+        self._next_id += 1
+        self._running[self._next_id] = time.monotonic()
+        return self._next_id
+
+    def _handler_failed(self, route: Route, topic: str) -> None:
+        name = getattr(route.handler, "__qualname__", repr(route.handler))
+        log.error("handler %s failed on topic %r:\n%s", name, topic[:200], traceback.format_exc().rstrip())
+
+    def _done(self, handler_id: int, message: mqtt.MQTTMessage, ok: bool) -> None:
+        self._running.pop(handler_id, None)
+        if ok:
+            self.handled += 1
+        else:
+            self.failed += 1
+        self._finish(message)
+
+    def _finish(self, message: mqtt.MQTTMessage) -> None:
+        # Acknowledge only now: a worker that dies before this line gets the message again.
+        if message.qos > 0:
+            self.client.ack(message.mid, message.qos)
+        with self._room:
+            self._pending -= 1
+            self._room.notify()
+
+    # --- stopping --------------------------------------------------------------------------
+
+    async def _finish_in_hand(self) -> None:
+        """Wait until every message taken from paho has been handled and acknowledged."""
+        while self._pending > 0 or self._inbox or self._tasks:
+            if self._tasks:
+                await asyncio.wait(set(self._tasks), timeout=0.05)
+            else:
+                await asyncio.sleep(0.01)
+
+    async def _stop_keeping_session(self) -> None:
+        self._closing = True
+        with self._room:
+            self._room.notify_all()
+        await self._finish_in_hand()
+        self._disconnect(end_session=False)
+
+    async def _retire(self) -> None:
+        """Unsubscribe, handle what the broker still sends for this session, end the session."""
+        assert self._unsubscribed is not None
+        if self.connected:
+            self.client.unsubscribe([topic for topic, _ in self.subscriptions])
+        # (when not yet connected, _on_connect unsubscribes as soon as the connection is up)
+        while not self._unsubscribed.is_set():
+            if self._closing:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._unsubscribed.wait(), 0.5)
+        while not self._closing:
+            await self._finish_in_hand()
+            before = self.received
+            await asyncio.sleep(DRAIN_QUIET)
+            if self.received == before and self._pending == 0 and not self._inbox:
+                break
+        if self._closing:
+            return
+        self._closing = True
+        self._disconnect(end_session=True)
+
+    def _disconnect(self, end_session: bool) -> None:
+        self._disconnected = True
+        v5 = self.settings.protocol == "5"
+        properties = None
+        if end_session and v5:
+            properties = Properties(PacketTypes.DISCONNECT)
+            properties.SessionExpiryInterval = 0
+        self.client.disconnect(properties=properties)
+        self.client.loop_stop()
+        if end_session and not v5:
+            self._end_session_311()
+
+    def _end_session_311(self) -> None:
+        # MQTT 3.1.1 ends a persistent session only when the same client id connects with a
+        # clean session; do that once, briefly.
+        s = self.settings
+        cleaner = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.spec.client_id, clean_session=True)
+        _apply_credentials(cleaner, s)
+        acknowledged = threading.Event()
+        cleaner.on_connect = lambda *args: acknowledged.set()
+        try:
+            cleaner.connect(s.broker, s.port, keepalive=s.keepalive)
+            cleaner.loop_start()
+            acknowledged.wait(5)
+            cleaner.disconnect()
+            cleaner.loop_stop()
+        except OSError as exc:
+            log.warning("could not end the broker session of %s: %s", self.spec.client_id, exc)
+
+    # --- heartbeats and commands -----------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self._send_heartbeat()
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+
+    def _send_heartbeat(self) -> None:
+        now = time.monotonic()
+        oldest = min(self._running.values(), default=None)
+        lines, dropped = self.link.take_logs()
+        self.link.send_now(
+            "stats",
+            {
+                "connected": self.connected,
+                "subscribed": self.subscribed,
+                "detail": self.detail,
+                "received": self.received,
+                "handled": self.handled,
+                "failed": self.failed,
+                "skipped": self.skipped,
+                "in_flight": self._pending,
+                "last_message_at": self.last_message_at,
+                "oldest_handler_age": None if oldest is None else now - oldest,
+                "retiring": self._retiring,
+                "closing": self._closing,
+                "logs": lines,
+                "logs_dropped": dropped,
+            },
+        )
+
+    def _read_commands(self) -> None:
+        """Commands from the manager; end of file means the manager is gone: stop."""
+        while True:
+            try:
+                command = self.link.recv()
+            except (EOFError, OSError):
+                self._from_thread(self.request_stop)
+                return
+            if command == "retire":
+                self._from_thread(self.request_retire)
+            elif command == "stop":
+                self._from_thread(self.request_stop)
+
+
+if __name__ == "__main__":
+    _run_from_command_line()
