@@ -50,8 +50,9 @@ class BrokerStartError(RuntimeError):
 class PrivateMosquitto:
     """A mosquitto process of our own, configured by a file we write, stopped by pid.
 
-    ``extra_config`` lines are appended to the generated configuration (password files, TLS
-    listeners, queue limits). With ``persistence`` the broker saves sessions to ``workdir`` when
+    ``listener_config`` replaces the default listener (``listener {port} {host}`` and anonymous
+    access); ``{port}`` and ``{host}`` in it are filled in. ``extra_config`` lines are appended to
+    the generated configuration (queue limits and the like). With ``persistence`` the broker saves sessions to ``workdir`` when
     stopped, so that a restart on the same port resumes them.
     """
 
@@ -92,7 +93,8 @@ class PrivateMosquitto:
         return self.process.pid if self.process else None
 
     def write_config(self) -> None:
-        listener = self.listener_config or f"listener {self.port} {self.host}\nallow_anonymous true\n"
+        template = self.listener_config or "listener {port} {host}\nallow_anonymous true\n"
+        listener = template.format(port=self.port, host=self.host)
         lines = [
             listener.rstrip("\n"),
             # Running as root, mosquitto would switch to the "mosquitto" user, who may not read

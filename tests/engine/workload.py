@@ -1,0 +1,67 @@
+"""Handlers for worker tests, steered by the payload. They live at module level in an importable
+module, so that worker processes can import them.
+
+Payload keys: ``id`` (recorded), ``out`` (file the record is appended to), and optional
+behaviours: ``started`` a path prefix: ``<prefix>.<id>`` is written when handling begins;
+``sleep`` seconds; ``hold`` a marker path: the first delivery writes it and then
+blocks forever (a worker killed there must get the message again); ``crash`` exits the process
+at once; ``raise`` raises; ``grow_mb`` allocates and keeps memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+_kept: list[bytes] = []
+
+
+def _behave(payload: Any) -> None:
+    if not isinstance(payload, dict):
+        return
+    if payload.get("crash"):
+        os._exit(13)
+    if payload.get("raise"):
+        raise RuntimeError(f"handler failure for message {payload.get('id')}")
+    if payload.get("grow_mb"):
+        _kept.append(b"x" * (payload["grow_mb"] * 1024 * 1024))
+    hold = payload.get("hold")
+    if hold and not os.path.exists(hold):
+        with open(hold, "w") as marker:
+            marker.write(str(os.getpid()))
+        while True:
+            time.sleep(1)
+    if payload.get("started"):
+        with open(f"{payload['started']}.{payload.get('id')}", "w") as marker:
+            marker.write(str(os.getpid()))
+    if payload.get("sleep"):
+        time.sleep(payload["sleep"])
+
+
+def _record(payload: Any, topic: str) -> None:
+    if isinstance(payload, dict) and payload.get("out"):
+        with open(payload["out"], "a") as out:
+            out.write(f"{os.getpid()} {payload.get('id')} {topic}\n")
+
+
+def record(payload: Any, client: Any) -> None:
+    _behave(payload)
+    _record(payload, "plain")
+
+
+def record_param(name: str, payload: Any, client: Any) -> None:
+    _behave(payload)
+    _record(payload, f"param={name}")
+
+
+async def record_async(name: str, payload: Any, client: Any) -> None:
+    hold = payload.get("hold") if isinstance(payload, dict) else None
+    if hold and not os.path.exists(hold):
+        with open(hold, "w") as marker:
+            marker.write(str(os.getpid()))
+        await asyncio.Event().wait()  # never set: the event loop keeps running, this handler does not
+    await asyncio.sleep(0)
+    _behave(payload)
+    _record(payload, "async")
