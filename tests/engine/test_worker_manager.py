@@ -353,7 +353,12 @@ def test_reference_health_monitor_example_runs_unchanged(broker, group_name, sta
             "workers": [],
         }
         for i, worker in enumerate(workers):
-            worker_info = {"worker_id": i, "pid": worker.pid, "is_alive": worker.is_alive(), "exit_code": worker.exitcode}
+            worker_info = {
+                "worker_id": i,
+                "pid": worker.pid,
+                "is_alive": worker.is_alive(),
+                "exit_code": worker.exitcode,
+            }
             if worker.is_alive():
                 try:
                     process = psutil.Process(worker.pid)
@@ -466,4 +471,5 @@ def test_tls_with_an_unknown_ca_is_reported(make_broker, group_name, managers, t
     managers.append(manager)
     manager.start_workers()
     wait_until(lambda: manager.snapshot().broker.state == "tls error", what="the TLS failure to show")
-    assert "certificate" in worker(manager, "jobs/{name}#0").last_exit
+    exited = wait_until(lambda: worker(manager, "jobs/{name}#0").last_exit, what="the worker to exit")
+    assert "TLS" in exited and "certificate" in exited
