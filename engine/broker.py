@@ -52,8 +52,8 @@ class PrivateMosquitto:
 
     ``listener_config`` replaces the default listener (``listener {port} {host}`` and anonymous
     access); ``{port}`` and ``{host}`` in it are filled in. ``extra_config`` lines are appended to
-    the generated configuration (queue limits and the like). With ``persistence`` the broker saves sessions to ``workdir`` when
-    stopped, so that a restart on the same port resumes them.
+    the generated configuration (queue limits and the like). With ``persistence`` the broker
+    saves sessions to ``workdir`` when stopped, so that a restart on the same port resumes them.
     """
 
     def __init__(
