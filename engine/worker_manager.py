@@ -42,6 +42,7 @@ import psutil
 from . import worker_process
 from .policy import RestartPolicy, RetireCandidate, apportion, choose_retirees
 from .router import Route, Router
+from .sessions import SessionLedger
 from .settings import Settings, load_settings
 from .snapshot import (
     BrokerInfo,
@@ -188,6 +189,9 @@ class WorkerManager:
         self._started_at: float | None = None
         self._last_sample = 0.0
         self._host_lock: _HostLock | None = None
+        self._identity = f"{self.settings.broker_address}/{self.settings.client_id}/{self._host}/{self.group_name}"
+        self._ledger = SessionLedger.for_identity(self._identity)
+        self._leftovers_checked = False
         self._build_pools()
         self._snapshot = self._build_snapshot()
         _live_managers.add(self)
@@ -315,9 +319,7 @@ class WorkerManager:
         with self._thread_lock:
             if self._thread is None or not self._thread.is_alive():
                 self._closing = False
-                self._thread = threading.Thread(
-                    target=self._supervise, name="routemq-supervisor", daemon=True
-                )
+                self._thread = threading.Thread(target=self._supervise, name="routemq-supervisor", daemon=True)
                 self._thread.start()
 
     def _wake(self) -> None:
@@ -345,11 +347,53 @@ class WorkerManager:
                 pool.desired = len(self._active_slots(pool)) + first + more
         for pool in self._pools.values():
             self._converge(pool)
+        self._drain_leftover_sessions()
         self._event(
             "started",
-            f"workers starting: {self._desired_total()} shared"
-            + (" + main" if MAIN_SLOT in self._pools else ""),
+            f"workers starting: {self._desired_total()} shared" + (" + main" if MAIN_SLOT in self._pools else ""),
         )
+
+    def _drain_leftover_sessions(self) -> None:
+        """Drain the sessions earlier runs kept for slots this run does not have (see sessions.py)."""
+        if self._leftovers_checked:
+            return
+        self._leftovers_checked = True
+        in_use = {slot.client_id for pool in self._pools.values() for slot in pool.slots}
+        for kept in self._ledger.sessions():
+            if kept.client_id in in_use:
+                continue
+            pool = self._pools.get(kept.pool)
+            if pool is None:
+                self._event(
+                    "retired",
+                    f"ending the session {kept.client_id} of route {kept.pool!r}, which no longer exists; "
+                    "messages queued for it are dropped",
+                    level=logging.WARNING,
+                )
+                settings = self.settings
+                threading.Thread(target=self._end_orphan_session, args=(settings, kept.client_id), daemon=True).start()
+                continue
+            slot = self._new_slot(pool, kept.index)
+            if slot.client_id != kept.client_id:  # the naming scheme changed since; nothing to drain
+                pool.slots.remove(slot)
+                self._ledger.forget(kept.client_id)
+                continue
+            slot.retiring = True
+            self._event("scaled", f"draining the session of {slot.key}, left from an earlier run", slot.key)
+            self._spawn(slot)
+
+    def _end_orphan_session(self, settings: Settings, client_id: str) -> None:
+        try:
+            worker_process.end_session(settings, client_id)
+        except OSError as exc:
+            log.warning("could not end the broker session %s: %s", client_id, exc)
+            return
+        self._call_later(lambda: self._ledger.forget(client_id))
+
+    def _call_later(self, func: Callable[[], object]) -> None:
+        """Queue ``func`` for the supervisor thread without waiting for it."""
+        self._commands.put((func, Future()))
+        self._wake()
 
     def _resize(self, pool: _Pool, count: int) -> None:
         before = pool.desired
@@ -379,9 +423,7 @@ class WorkerManager:
                 self._spawn(slot)
         elif missing < 0:
             candidates = [
-                RetireCandidate(
-                    s.key, s.index, s.state, int(s.stats.get("in_flight", 0)), self._last_message_age(s)
-                )
+                RetireCandidate(s.key, s.index, s.state, int(s.stats.get("in_flight", 0)), self._last_message_age(s))
                 for s in active
             ]
             chosen = set(choose_retirees(candidates, -missing))
@@ -519,15 +561,15 @@ class WorkerManager:
         slot.detail = "draining" if slot.retiring else "starting"
         slot.cpu = slot.rss = None
         slot.rate, slot.rate_mark = 0.0, None
-        slot.message_limit = s.max_messages + (
-            random.randint(0, s.max_messages_jitter) if s.max_messages else 0
-        )
+        slot.message_limit = s.max_messages + (random.randint(0, s.max_messages_jitter) if s.max_messages else 0)
         try:
             slot.ps = psutil.Process(process.pid)
             slot.ps.cpu_percent(None)  # primes the counter; later calls measure since this one
         except psutil.Error:
             slot.ps = None
         self._set_state(slot, SlotState.DRAINING if slot.retiring else SlotState.STARTING)
+        if not slot.retiring:
+            self._ledger.keep(slot.client_id, slot.pool.key, slot.index)
         if restarted:
             slot.restarts += 1
             self._event("restarted", f"worker {slot.key} restarted (pid {process.pid})", slot.key)
@@ -696,6 +738,8 @@ class WorkerManager:
         planned = slot.state is SlotState.STOPPING or (slot.state is SlotState.DRAINING and exitcode == 0)
         if slot.retiring and planned:
             pool.slots.remove(slot)
+            if exitcode == 0:
+                self._ledger.forget(slot.client_id)
             note = "drained and retired" if exitcode == 0 else f"retired ({slot.last_exit}), session kept"
             self._event("retired", f"worker {slot.key} {note}", slot.key)
             return
@@ -783,9 +827,7 @@ class WorkerManager:
                 if slot.state is not SlotState.RUNNING or slot.restart_after_stop:
                     continue
                 if s.max_memory_mb and slot.rss > s.max_memory_mb * 1024 * 1024:
-                    self._recycle(
-                        slot, f"RSS {slot.rss / 1048576:.0f} MB above WORKER_MAX_MEMORY_MB={s.max_memory_mb}"
-                    )
+                    self._recycle(slot, f"RSS {slot.rss / 1048576:.0f} MB above WORKER_MAX_MEMORY_MB={s.max_memory_mb}")
                 elif slot.message_limit and done >= slot.message_limit:
                     self._recycle(slot, f"{done} messages handled (WORKER_MAX_MESSAGES={s.max_messages})")
 

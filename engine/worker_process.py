@@ -302,6 +302,42 @@ def _apply_credentials(client: mqtt.Client, s: Settings) -> None:
         client.tls_insecure_set(s.tls_insecure)
 
 
+def end_session(settings: Settings, client_id: str, timeout: float = 5.0) -> None:
+    """End the broker session of ``client_id``: connect once with a clean session, disconnect.
+
+    MQTT 3.1.1 has no other way to end a persistent session; in MQTT 5 the clean start with a
+    session expiry of 0 does the same. Raises OSError when the broker cannot be reached.
+    """
+    v5 = settings.protocol == "5"
+    cleaner = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=None if v5 else True,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+    )
+    _apply_credentials(cleaner, settings)
+    acknowledged = threading.Event()
+    cleaner.on_connect = lambda *args: acknowledged.set()
+    properties = None
+    if v5:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = 0
+    cleaner.connect(
+        settings.broker,
+        settings.port,
+        keepalive=settings.keepalive,
+        clean_start=True if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+        properties=properties,
+    )
+    cleaner.loop_start()
+    try:
+        if not acknowledged.wait(timeout):
+            raise TimeoutError(f"no answer from the broker within {timeout:g} s")
+    finally:
+        cleaner.disconnect()
+        cleaner.loop_stop()
+
+
 # ---------------------------------------------------------------------------------------------
 # The worker
 # ---------------------------------------------------------------------------------------------
@@ -319,9 +355,7 @@ class Worker:
         if spec.route_topic is not None:
             self.route = router.find_route(spec.route_topic)
             if self.route is None or not self.route.shared:
-                raise _Fatal(
-                    EXIT_ROUTES, f"route {spec.route_topic!r} is not a shared route of the loaded routers"
-                )
+                raise _Fatal(EXIT_ROUTES, f"route {spec.route_topic!r} is not a shared route of the loaded routers")
             self.subscriptions = [(self.route.get_subscription_topic(spec.group_name), self.route.qos)]
         else:
             self.subscriptions = plan_subscriptions((r.mqtt_topic, r.qos) for r in router.unshared_routes)
@@ -460,9 +494,7 @@ class Worker:
 
     # --- paho callbacks (paho's network thread) ------------------------------------------
 
-    def _on_connect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
-    ) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
             code = reason.value
             text = f"broker refused the connection: {reason}"
@@ -488,23 +520,15 @@ class Worker:
         self.detail = f"cannot reach the broker at {self.settings.broker_address}; retrying"
         self._from_thread(self._send_heartbeat)
 
-    def _on_disconnect(
-        self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any
-    ) -> None:
+    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected = False
         self.subscribed = False
         if not self._closing and not self._retiring:
             self.detail = f"connection lost ({reason}); reconnecting"
             self._from_thread(self._send_heartbeat)
 
-    def _on_subscribe(
-        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
-    ) -> None:
-        refused = [
-            topic
-            for (topic, _), reason in zip(self.subscriptions, reasons, strict=False)
-            if reason.is_failure
-        ]
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
+        refused = [topic for (topic, _), reason in zip(self.subscriptions, reasons, strict=False) if reason.is_failure]
         if refused:
             self._from_thread(
                 self._fail, _Fatal(EXIT_CONFIG, f"broker refused the subscription to {', '.join(refused)}")
@@ -513,9 +537,7 @@ class Worker:
         self.subscribed = True
         self._from_thread(self._send_heartbeat)
 
-    def _on_unsubscribe(
-        self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any
-    ) -> None:
+    def _on_unsubscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
         self.subscribed = False
         if self._loop is not None and self._unsubscribed is not None:
             self._loop.call_soon_threadsafe(self._unsubscribed.set)
@@ -676,19 +698,8 @@ class Worker:
             self._end_session_311()
 
     def _end_session_311(self) -> None:
-        # MQTT 3.1.1 ends a persistent session only when the same client id connects with a
-        # clean session; do that once, briefly.
-        s = self.settings
-        cleaner = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.spec.client_id, clean_session=True)
-        _apply_credentials(cleaner, s)
-        acknowledged = threading.Event()
-        cleaner.on_connect = lambda *args: acknowledged.set()
         try:
-            cleaner.connect(s.broker, s.port, keepalive=s.keepalive)
-            cleaner.loop_start()
-            acknowledged.wait(5)
-            cleaner.disconnect()
-            cleaner.loop_stop()
+            end_session(self.settings, self.spec.client_id)
         except OSError as exc:
             log.warning("could not end the broker session of %s: %s", self.spec.client_id, exc)
 

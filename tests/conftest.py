@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +11,10 @@ from pathlib import Path
 import pytest
 
 from engine.broker import PrivateMosquitto, find_mosquitto
+
+# Managers remember the broker sessions they keep (engine/sessions.py); tests keep theirs in a
+# directory of this run, not in the home directory.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="routemq-test-state-")
 
 # Tests must see the same terminal colours wherever they run (snapshots depend on them).
 os.environ.pop("NO_COLOR", None)

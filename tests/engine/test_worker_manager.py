@@ -245,6 +245,22 @@ def test_stop_finishes_in_flight_messages_and_the_rest_wait_for_the_next_start(b
     wait_until(lambda: handled_ids(out) == {f"m{i}" for i in range(6)}, what="all six handled after restart")
 
 
+def test_restarting_with_fewer_workers_drains_the_sessions_left_behind(broker, group_name, start, managers,
+                                                                         tmp_path):
+    first = start(one_route_router(qos=1, worker_count=3), broker, group_name)
+    first.stop_workers()
+    first.close()
+    out = tmp_path / "records"
+    with Publisher(broker) as pub:  # queued by the broker in the three stopped sessions
+        for i in range(30):
+            pub.publish(f"jobs/n{i}", {"id": str(i), "out": str(out)})
+
+    second = start(one_route_router(qos=1, worker_count=1), broker, group_name)
+    wait_until(lambda: handled_ids(out) == {str(i) for i in range(30)}, what="all 30 handled")
+    wait_until(lambda: len(second.snapshot().workers) == 1, what="the two leftover sessions drained")
+    assert [e for e in second.events_since(0) if "left from an earlier run" in e.message]
+
+
 def test_scale_down_and_up_under_load_loses_no_message(broker, group_name, start, tmp_path):
     manager = start(one_route_router(qos=1, worker_count=3), broker, group_name)
     out = tmp_path / "records"
