@@ -61,6 +61,7 @@ class Route:
         for item in chain:
             if not callable(getattr(item, "handle", None)):
                 raise ValueError(f"route {topic!r}: middleware {item!r} has no handle(context, next_handler)")
+        _check_handler_signature(topic, handler, self.pattern.param_names, has_middleware=bool(chain))
         self.handler = handler
         self.qos = qos
         self.middleware = chain
@@ -99,6 +100,45 @@ class Route:
             "route": self,
         }
         return await self._call(context)
+
+
+def _check_handler_signature(topic: str, handler: Handler, params: tuple[str, ...], has_middleware: bool) -> None:
+    """Refuse, at registration, a handler that could never be called the way the route calls it."""
+    try:
+        signature = inspect.signature(handler)
+    except (TypeError, ValueError):  # some builtins and C callables have none: trust them
+        return
+    accepted = signature.parameters
+    name = getattr(handler, "__qualname__", repr(handler))
+    call = ", ".join([*(f"{p}=..." for p in params), "payload=...", "client=..."])
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        missing = [
+            keyword
+            for keyword in (*params, "payload", "client")
+            if keyword not in accepted
+            or accepted[keyword].kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)
+        ]
+        if missing:
+            raise ValueError(
+                f"route {topic!r}: handler {name} does not accept {', '.join(missing)}; "
+                f"it is called as {name}({call})"
+            )
+    # Middleware may add parameters of its own to the context, so only a bare route is checked for
+    # parameters the handler requires and nobody supplies.
+    if has_middleware:
+        return
+    unsupplied = [
+        p.name
+        for p in accepted.values()
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        and p.name not in (*params, "payload", "client")
+    ]
+    if unsupplied:
+        raise ValueError(
+            f"route {topic!r}: handler {name} requires {', '.join(unsupplied)}, which the route does not capture; "
+            f"it is called as {name}({call})"
+        )
 
 
 def _is_async_callable(handler: Handler) -> bool:

@@ -9,6 +9,7 @@ accepted. Secrets are held in :class:`Secret`, whose ``repr`` and ``str`` never 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import io
 import logging
 import os
@@ -297,6 +298,7 @@ def load_settings(
             shown = "" if var.secret else f"={raw!r}"
             raise SettingsError(f"{var.env}{shown}{where} is not valid: {exc}") from None
     _check_combinations(values)
+    _warn_unknown(file_values, file_name)
     source = "environment" + (f" and {file_name}" if file_values else "")
     return Settings(**values, source=source)
 
@@ -317,6 +319,16 @@ def _read_env_file(path: str) -> dict[str, str]:
         if binding.key is not None:
             values[binding.key] = binding.value if binding.value is not None else ""
     return values
+
+
+def _warn_unknown(file_values: Mapping[str, str], file_name: str | None) -> None:
+    """A misspelt variable (MQTT_PASWORD) in the .env file would silently do nothing: say so."""
+    known = [var.env for var in VARIABLES]
+    for name in file_values:
+        if name.startswith(("MQTT_", "WORKER_")) and name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            log.warning("%s: unknown variable %s is ignored%s", file_name, name, hint)
 
 
 def _check_combinations(values: dict[str, Any]) -> None:

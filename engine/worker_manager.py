@@ -764,6 +764,7 @@ class WorkerManager:
                 slot.key,
                 logging.ERROR,
             )
+            self._hand_share_to_live_workers(slot)
             return
         self._set_state(slot, SlotState.BACKOFF)
         slot.restart_at = now + delay
@@ -774,6 +775,25 @@ class WorkerManager:
             slot.key,
             logging.WARNING,
         )
+
+    def _hand_share_to_live_workers(self, slot: _Slot) -> None:
+        """Take a crash-looping slot's session out of its share group (see leave_share_group)."""
+        route = slot.pool.route
+        if route is None or route.qos == 2 or self._closing:
+            return
+        subscription = route.get_subscription_topic(self.group_name)
+
+        def leave() -> None:
+            try:
+                worker_process.leave_share_group(self.settings, slot.client_id, [subscription])
+            except OSError as exc:
+                log.warning("could not take %s out of its share group: %s", slot.key, exc)
+                return
+            self._call_later(
+                lambda: self._event("crash-loop", f"{slot.key} left the share group until it runs again", slot.key)
+            )
+
+        threading.Thread(target=leave, name=f"leave-share-group {slot.key}", daemon=True).start()
 
     def _check_hung(self, now: float) -> None:
         limit = self.settings.hang_timeout

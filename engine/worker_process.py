@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import inspect
 import io
 import json
 import logging
@@ -338,6 +339,47 @@ def end_session(settings: Settings, client_id: str, timeout: float = 5.0) -> Non
         cleaner.loop_stop()
 
 
+def leave_share_group(settings: Settings, client_id: str, filters: list[str], timeout: float = 5.0) -> None:
+    """Unsubscribe the (offline) session of ``client_id`` from ``filters``, keeping the session.
+
+    A dead slot's session stays in its share group and the broker keeps assigning it messages.
+    For a slot that will not come back soon (crash-loop), this hands its share to the live
+    workers. Messages already queued in the session stay there, unacknowledged, until the slot
+    runs again (and resubscribes). Not for QoS 2: paho would take those messages (PUBREC).
+    Raises OSError when the broker cannot be reached.
+    """
+    v5 = settings.protocol == "5"
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=None if v5 else False,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        manual_ack=True,  # never acknowledge what the session hands us: it is redelivered later
+    )
+    _apply_credentials(client, settings)
+    done = threading.Event()
+    client.on_connect = lambda c, *args: c.unsubscribe(filters)
+    client.on_unsubscribe = lambda *args: done.set()
+    properties = None
+    if v5:
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = settings.session_expiry
+    client.connect(
+        settings.broker,
+        settings.port,
+        keepalive=settings.keepalive,
+        clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+        properties=properties,
+    )
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise TimeoutError(f"no UNSUBACK from the broker within {timeout:g} s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 # ---------------------------------------------------------------------------------------------
 # The worker
 # ---------------------------------------------------------------------------------------------
@@ -600,7 +642,7 @@ class Worker:
                 self._handler_failed(route, topic)
                 self._done(handler_id, message, ok=False)
                 return
-            if not asyncio.iscoroutine(result):
+            if not inspect.isawaitable(result):
                 self._done(handler_id, message, ok=True)
                 return
             self._running.pop(handler_id, None)

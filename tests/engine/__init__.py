@@ -1,0 +1,1 @@
+"""Unit tests of the engine core: topics, router, registry, settings, import boundaries."""
