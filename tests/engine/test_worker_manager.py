@@ -189,6 +189,23 @@ def test_poison_message_puts_the_slot_in_crash_loop_until_restarted_by_hand(brok
     assert worker(manager, "jobs/{name}#0").state in (SlotState.STARTING, SlotState.RUNNING, SlotState.BACKOFF)
 
 
+def test_a_crash_looping_slot_leaves_its_share_group_so_live_workers_take_its_share(
+    broker, group_name, start, tmp_path
+):
+    manager = start(one_route_router(qos=1, worker_count=2), broker, group_name, restart_backoff=0.05,
+                    crash_loop_restarts=2)
+    with Publisher(broker) as pub:
+        pub.publish("jobs/x", {"id": "poison", "crash": True})
+        wait_until(lambda: any("left the share group" in e.message for e in manager.events_since(0)),
+                   what="the crash-looping slot to leave its share group")
+        out = tmp_path / "records"
+        for i in range(20):
+            pub.publish(f"jobs/n{i}", {"id": str(i), "out": str(out)})
+    wait_until(lambda: len(handled_ids(out)) == 20, what="all 20 handled by the live worker")
+    states = sorted(w.state for w in manager.snapshot().workers)
+    assert states == [SlotState.CRASH_LOOP, SlotState.RUNNING]
+
+
 @pytest.mark.parametrize(
     ("handler", "symptom"),
     [(workload.record_param, "no heartbeat"), (workload.record_async, "a handler has run")],
