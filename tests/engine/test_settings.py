@@ -276,3 +276,9 @@ def test_a_misspelt_variable_in_the_env_file_is_reported(tmp_path, caplog):
     assert settings.port == 1884
     assert "unknown variable MQTT_BROKR is ignored; did you mean MQTT_BROKER?" in caplog.text
     assert "OTHER_TOOL" not in caplog.text
+
+
+def test_the_readme_documents_every_variable():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [var.env for var in VARIABLES if f"| `{var.env}` |" not in readme]
+    assert not missing, f"README.md's configuration table lacks {missing}"
