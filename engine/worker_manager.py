@@ -182,6 +182,7 @@ class WorkerManager:
         self._closing = False
         self._stop_waiters: list[Future[None]] = []
         self._stopping_any = False
+        self._rollout: tuple[list[Callable[[], bool]], Future[None]] | None = None
         self._events: deque[EngineEvent] = deque(maxlen=EVENTS_KEPT)
         self._events_lock = threading.Lock()
         self._event_seq = 0
@@ -272,6 +273,19 @@ class WorkerManager:
     def restart_worker(self, slot: str) -> None:
         """Restart one worker gracefully (it finishes what it has in hand first)."""
         self._call(lambda: self._restart_one(slot))
+
+    def reload_routes(self, router: Router, timeout: float = 60.0) -> None:
+        """Replace the routes, one pool at a time, without dropping messages.
+
+        For each shared route that stays, new workers (new slots, running the new code) start
+        and subscribe before the old ones drain and retire. New routes get new pools; pools of
+        routes that are gone drain and retire; the main worker restarts in place (its session
+        keeps what arrives meanwhile). If a pool's new workers do not come up, that pool keeps
+        its old workers and the reload stops there. Returns when every pool has been handled.
+        """
+        payload = self._routes_payload_for(router)
+        done: Future[None] = self._call(lambda: self._begin_reload(router, payload))
+        done.result(timeout=timeout)
 
     def snapshot(self) -> ManagerSnapshot:
         """The latest immutable picture of every slot and route (refreshed several times a second)."""
@@ -468,6 +482,115 @@ class WorkerManager:
             slot.policy.reset()
             self._spawn(slot, restarted=True)
 
+    def _begin_reload(self, router: Router, payload: tuple[str, Any]) -> Future[None]:
+        done: Future[None] = Future()
+        old_router, self.router = self.router, router
+        self._routes_payload = payload
+        if not any(slot.alive for pool in self._pools.values() for slot in pool.slots):
+            # Nothing runs: the next start simply uses the new routes (and drains what is left).
+            self._pools = {}
+            self._build_pools()
+            self._leftovers_checked = False
+            done.set_result(None)
+            return done
+        self._event("reload", f"reloading routes: {len(old_router.routes)} before, {len(router.routes)} now")
+        steps: list[Callable[[], bool]] = []
+        new_shared = {route.topic: route for route in router.routes if route.shared}
+        for key, pool in list(self._pools.items()):
+            if pool.route is not None and key not in new_shared:
+                pool.desired = 0
+                for slot in self._active_slots(pool):
+                    self._retire(slot)
+                self._event("scaled", f"route {key} is gone: its pool drains and retires")
+        for topic, route in new_shared.items():
+            pool = self._pools.get(topic)
+            if pool is None:
+                self._pools[topic] = _Pool(topic, route, route.worker_count)
+                steps.append(lambda pool=self._pools[topic]: self._converge(pool) or True)
+            else:
+                if pool.route is not None and route.worker_count != pool.route.worker_count:
+                    pool.desired = route.worker_count
+                pool.route = route
+                steps.append(self._rolling_replacement(pool))
+        main = self._pools.get(MAIN_SLOT)
+        if router.unshared_routes and main is None:
+            self._pools[MAIN_SLOT] = main = _Pool(MAIN_SLOT, None, 1)
+            steps.append(lambda: self._converge(main) or True)
+        elif main is not None and not router.unshared_routes:
+            main.desired = 0
+            for slot in self._active_slots(main):
+                self._retire(slot)
+        elif main is not None:
+
+            def restart_main() -> bool:
+                for slot in self._active_slots(main):  # same client id: its session bridges the gap
+                    self._restart_one(slot.key)
+                return True
+
+            steps.append(restart_main)
+        self._rollout = (steps, done)
+        self._advance_rollout()
+        return done
+
+    def _rolling_replacement(self, pool: _Pool) -> Callable[[], bool]:
+        """A rollout step: start new slots for ``pool``, then retire the old ones once all run.
+
+        Returns a function the supervisor calls each tick until it returns True (step done).
+        """
+        state: dict[str, Any] = {}
+
+        def step() -> bool:
+            if "new" not in state:
+                state["old"] = self._active_slots(pool)
+                used = {slot.index for slot in pool.slots}
+                fresh = [i for i in range(len(used) + pool.desired + 1) if i not in used][: pool.desired]
+                state["new"] = [self._new_slot(pool, index) for index in fresh]
+                state["deadline"] = time.monotonic() + max(30.0, self.settings.hang_timeout)
+                for slot in state["new"]:
+                    self._spawn(slot)
+                return False
+            new = state["new"]
+            if all(slot.state is SlotState.RUNNING for slot in new):
+                for slot in state["old"]:
+                    self._retire(slot)
+                self._event("reload", f"pool {pool.key}: {len(new)} new workers running, old ones draining")
+                return True
+            failed = any(slot.state.is_dead for slot in new) or time.monotonic() > state["deadline"]
+            if failed:
+                for slot in new:
+                    self._retire(slot)
+                self._event(
+                    "reload",
+                    f"pool {pool.key}: new workers did not start ({_first_detail(new)}); "
+                    "keeping the old workers and stopping the reload",
+                    level=logging.ERROR,
+                )
+                raise _RolloutFailed(pool.key)
+            return False
+
+        return step
+
+    def _advance_rollout(self) -> None:
+        if self._rollout is None:
+            return
+        steps, done = self._rollout
+        try:
+            while steps and steps[0]():
+                steps.pop(0)
+        except _RolloutFailed as failure:
+            self._rollout = None
+            done.set_exception(
+                RuntimeError(
+                    f"reload stopped at pool {failure.args[0]!r}: its new workers "
+                    "did not start; the old ones keep serving"
+                )
+            )
+            return
+        if not steps:
+            self._rollout = None
+            self._event("reload", "reload finished")
+            done.set_result(None)
+
     # ==========================================================================================
     # Pools and slots
     # ==========================================================================================
@@ -513,13 +636,14 @@ class WorkerManager:
         raise ValueError(f"no worker slot {key!r}")
 
     def _prepare_routes(self) -> None:
-        """Decide how workers get their routes: import the package, or receive the Router."""
-        if self._routes_payload is not None:
-            return
-        if self.router.source_package is not None and self.router.source_package == self.router_directory:
-            self._routes_payload = ("package", self.router_directory, False)
-            return
-        for route in self.router.routes:
+        if self._routes_payload is None:
+            self._routes_payload = self._routes_payload_for(self.router)
+
+    def _routes_payload_for(self, router: Router) -> tuple[str, Any]:
+        """How workers get their routes: import the package themselves, or receive the Router."""
+        if router.source_package is not None and router.source_package == self.router_directory:
+            return ("package", self.router_directory, False)
+        for route in router.routes:
             try:
                 pickle.dumps(route)
             except Exception as exc:  # any pickling failure means the same thing
@@ -528,7 +652,7 @@ class WorkerManager:
                     f"route {route.topic!r}: its handler {name} (or middleware) cannot be sent to a worker "
                     f"process ({exc}); define it at module level in an importable module"
                 ) from None
-        self._routes_payload = ("pickle", pickle.dumps(self.router))
+        return ("pickle", pickle.dumps(router))
 
     def _set_state(self, slot: _Slot, state: SlotState) -> None:
         check_transition(slot.key, slot.state, state)
@@ -588,6 +712,8 @@ class WorkerManager:
 
     def _retire(self, slot: _Slot) -> None:
         """Remove a slot without losing what its session holds."""
+        if slot.retiring:
+            return
         slot.retiring = True
         if slot.alive:
             if slot.state is SlotState.STOPPING:
@@ -645,6 +771,7 @@ class WorkerManager:
             self._check_hung(now)
             self._check_stop_deadlines(now)
             self._restart_due(now)
+            self._advance_rollout()
             if now - self._last_sample >= SAMPLE_EVERY:
                 self._sample(now)
             self._snapshot = self._build_snapshot()
@@ -738,6 +865,8 @@ class WorkerManager:
         planned = slot.state is SlotState.STOPPING or (slot.state is SlotState.DRAINING and exitcode == 0)
         if slot.retiring and planned:
             pool.slots.remove(slot)
+            if not pool.slots and pool.desired == 0:
+                self._pools.pop(pool.key, None)  # its route is gone
             if exitcode == 0:
                 self._ledger.forget(slot.client_id)
             note = "drained and retired" if exitcode == 0 else f"retired ({slot.last_exit}), session kept"
@@ -997,6 +1126,14 @@ class WorkerManager:
         if self._host_lock is not None:
             self._host_lock.release()
             self._host_lock = None
+
+
+class _RolloutFailed(Exception):
+    pass
+
+
+def _first_detail(slots: list[_Slot]) -> str:
+    return next((s.last_exit or s.detail for s in slots if s.last_exit or s.detail), "no detail")
 
 
 class _HostLock:

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine import Router, WorkerManager
+from engine import Router, RouterRegistry, WorkerManager
 from engine.broker import PrivateMosquitto
 from engine.settings import Secret
 from engine.snapshot import SlotState, WorkerInfo
@@ -305,6 +305,65 @@ def test_scale_down_and_up_under_load_loses_no_message(broker, group_name, start
     assert len(retired) == 2 and all("drained" in e.message for e in retired)
 
 
+RELOADABLE_ROUTES = """
+import os
+from engine import Router
+
+VERSION = {version!r}
+router = Router()
+
+
+def handle(name, payload, client):
+    with open(payload["out"], "a") as out:
+        out.write(f"{{os.getpid()}} {{payload['id']}} {{VERSION}}\\n")
+
+
+router.on("jobs/{{name}}", handle, qos=1, shared=True, worker_count=2)
+"""
+
+
+def test_reload_replaces_the_pools_with_new_code_without_losing_messages(broker, group_name, managers, tmp_path,
+                                                                         monkeypatch):
+    package = f"reloadable_{group_name}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    (tmp_path / package / "jobs.py").write_text(RELOADABLE_ROUTES.format(version="v1"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    router = RouterRegistry(package).discover_and_load_routers()
+    manager = WorkerManager(router, group_name, router_directory=package, settings=settings_for(broker, group_name))
+    managers.append(manager)
+    manager.start_workers()
+    wait_until(lambda: all_running(manager), what="v1 workers running")
+    old_pids = {w.pid for w in manager.snapshot().workers}
+
+    out = tmp_path / "records"
+    total = 900
+    flowing = threading.Event()
+
+    def publish_steadily() -> None:
+        with Publisher(broker) as pub:
+            for i in range(total):
+                pub.publish(f"jobs/n{i % 5}", {"id": str(i), "out": str(out)}, wait=False)
+                if i == 100:
+                    flowing.set()
+                time.sleep(1 / 300)
+
+    thread = threading.Thread(target=publish_steadily)
+    thread.start()
+    flowing.wait(10)
+    (tmp_path / package / "jobs.py").write_text(RELOADABLE_ROUTES.format(version="v2"))
+    manager.reload_routes(RouterRegistry(package).discover_and_load_routers(fresh=True))
+    thread.join()
+
+    wait_until(lambda: handled_ids(out) >= {str(i) for i in range(total)}, timeout=30, what="every message handled")
+    wait_until(lambda: len(manager.snapshot().workers) == 2, what="the old workers retired")
+    assert not {w.pid for w in manager.snapshot().workers} & old_pids
+    versions = {pid: version for pid, _, version in read_records(out)}
+    assert {versions[w.pid] for w in manager.snapshot().workers if w.pid in versions} <= {"v2"}
+    assert "v1" in versions.values() and "v2" in versions.values()
+    assert any(e.message == "reload finished" for e in manager.events_since(0))
+
+
 # ----------------------------------------------------------------------------------------------
 # Processes: nothing left behind
 # ----------------------------------------------------------------------------------------------
@@ -312,7 +371,7 @@ def test_scale_down_and_up_under_load_loses_no_message(broker, group_name, start
 MANAGER_SCRIPT = textwrap.dedent(
     """
     import json, sys, time
-    from engine import Router, WorkerManager
+    from engine import Router, RouterRegistry, WorkerManager
     from engine.settings import Settings
     from tests.engine import workload
 
