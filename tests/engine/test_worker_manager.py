@@ -124,7 +124,7 @@ def test_start_workers_with_a_number_adds_workers_in_proportion(broker, group_na
 
 def test_no_shared_routes_means_no_shared_worker(broker, group_name, start):
     router = Router()
-    router.on("only/{x}", workload.record, qos=1)
+    router.on("only/+", workload.record, qos=1)
     manager = start(router, broker, group_name)
     assert manager.get_worker_count() == 0
     assert manager.workers == []
