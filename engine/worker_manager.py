@@ -183,6 +183,9 @@ class WorkerManager:
         self._stop_waiters: list[Future[None]] = []
         self._stopping_any = False
         self._rollout: tuple[list[Callable[[], bool]], Future[None]] | None = None
+        self._route_totals: dict[str, list[int]] = {}  # route pattern -> [handled, failed], cumulative
+        self._route_rates: dict[str, float] = {}
+        self._route_marks: dict[str, int] = {}
         self._events: deque[EngineEvent] = deque(maxlen=EVENTS_KEPT)
         self._events_lock = threading.Lock()
         self._event_seq = 0
@@ -825,6 +828,7 @@ class WorkerManager:
                 logging.WARNING,
             )
         if kind == "stats":
+            self._count_route_totals(slot.stats.get("by_route", {}), body.get("by_route", {}))
             slot.stats = body
             slot.detail = body.get("detail", "")
             if body.get("subscribed") and slot.state is SlotState.STARTING:
@@ -833,6 +837,14 @@ class WorkerManager:
         elif kind == "fatal":
             slot.fatal_reason = body["reason"]
             slot.detail = body["reason"]
+
+    def _count_route_totals(self, before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> None:
+        """Add a worker's new counts to the per-route totals, which outlive worker restarts."""
+        for topic, (handled, failed) in after.items():
+            old_handled, old_failed = before.get(topic, (0, 0))
+            totals = self._route_totals.setdefault(topic, [0, 0])
+            totals[0] += handled - old_handled
+            totals[1] += failed - old_failed
 
     def _reap(self, slot: _Slot) -> None:
         process = slot.process
@@ -958,6 +970,10 @@ class WorkerManager:
         elapsed = now - self._last_sample if self._last_sample else None
         self._last_sample = now
         s = self.settings
+        for topic, (handled, failed) in self._route_totals.items():
+            if elapsed:
+                self._route_rates[topic] = max(0.0, (handled + failed - self._route_marks.get(topic, 0)) / elapsed)
+            self._route_marks[topic] = handled + failed
         for pool in self._pools.values():
             for slot in pool.slots:
                 if slot.ps is None:
@@ -1014,8 +1030,6 @@ class WorkerManager:
         routes: list[RouteInfo] = []
         for pool in pools.values():
             live = 0
-            rate = 0.0
-            handled = failed = 0
             for slot in pool.slots:
                 stats = slot.stats
                 connected = bool(stats.get("connected")) and slot.process is not None
@@ -1044,26 +1058,22 @@ class WorkerManager:
                 workers.append(info)
                 if slot.state in (SlotState.STARTING, SlotState.RUNNING) and slot.process is not None:
                     live += 1
-                rate += slot.rate
-                handled += info.handled
-                failed += info.failed
-            if pool.route is not None:
+            served = [pool.route] if pool.route is not None else self.router.unshared_routes
+            for route in served:
+                handled, failed = self._route_totals.get(route.topic, (0, 0))
                 routes.append(
                     RouteInfo(
-                        pool.route.topic,
-                        pool.route.mqtt_topic,
-                        pool.route.qos,
-                        True,
+                        route.topic,
+                        route.mqtt_topic,
+                        route.qos,
+                        route.shared,
                         pool.desired,
                         live,
-                        rate,
+                        self._route_rates.get(route.topic, 0.0),
                         handled,
                         failed,
                     )
                 )
-            else:
-                for route in self.router.unshared_routes:
-                    routes.append(RouteInfo(route.topic, route.mqtt_topic, route.qos, False, 1, live))
         started = self._started_at is not None
         return ManagerSnapshot(
             group=getattr(self, "group_name", ""),
@@ -1072,9 +1082,9 @@ class WorkerManager:
             routes=tuple(routes),
             uptime=(now - self._started_at) if self._started_at is not None else 0.0,
             started=started,
-            messages_per_second=sum(w.messages_per_second for w in workers),
-            handled=sum(w.handled for w in workers),
-            failed=sum(w.failed for w in workers),
+            messages_per_second=sum(r.messages_per_second for r in routes),
+            handled=sum(r.handled for r in routes),
+            failed=sum(r.failed for r in routes),
             taken_at=now,
         )
 

@@ -407,6 +407,7 @@ class Worker:
         self.handled = 0
         self.failed = 0
         self.skipped = 0
+        self.by_route: dict[str, list[int]] = {}  # route pattern -> [handled, failed]
         self.last_message_at: float | None = None
         self.connected = False
         self.subscribed = False
@@ -640,10 +641,10 @@ class Worker:
                 result = route.handler(**params, payload=payload, client=self.client)
             except Exception:  # a bad message never kills the worker
                 self._handler_failed(route, topic)
-                self._done(handler_id, message, ok=False)
+                self._done(handler_id, message, route, ok=False)
                 return
             if not inspect.isawaitable(result):
-                self._done(handler_id, message, ok=True)
+                self._done(handler_id, message, route, ok=True)
                 return
             self._running.pop(handler_id, None)
             coroutine = result
@@ -659,9 +660,9 @@ class Worker:
             await coroutine
         except Exception:
             self._handler_failed(route, topic)
-            self._done(handler_id, message, ok=False)
+            self._done(handler_id, message, route, ok=False)
         else:
-            self._done(handler_id, message, ok=True)
+            self._done(handler_id, message, route, ok=True)
 
     def _started(self) -> int:
         self._next_id += 1
@@ -672,12 +673,17 @@ class Worker:
         name = getattr(route.handler, "__qualname__", repr(route.handler))
         log.error("handler %s failed on topic %r:\n%s", name, topic[:200], traceback.format_exc().rstrip())
 
-    def _done(self, handler_id: int, message: mqtt.MQTTMessage, ok: bool) -> None:
+    def _done(self, handler_id: int, message: mqtt.MQTTMessage, route: Route, ok: bool) -> None:
         self._running.pop(handler_id, None)
+        counts = self.by_route.get(route.topic)
+        if counts is None:
+            counts = self.by_route[route.topic] = [0, 0]
         if ok:
             self.handled += 1
+            counts[0] += 1
         else:
             self.failed += 1
+            counts[1] += 1
         self._finish(message)
 
     def _finish(self, message: mqtt.MQTTMessage) -> None:
@@ -766,6 +772,7 @@ class Worker:
                 "handled": self.handled,
                 "failed": self.failed,
                 "skipped": self.skipped,
+                "by_route": {topic: tuple(counts) for topic, counts in self.by_route.items()},
                 "in_flight": self._pending,
                 "last_message_at": self.last_message_at,
                 "oldest_handler_age": None if oldest is None else now - oldest,

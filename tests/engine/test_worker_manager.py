@@ -104,6 +104,12 @@ def test_each_shared_route_gets_its_own_pool_and_main_serves_the_rest(broker, gr
     assert by_pid[pids["b/+#0"]] == {"b"}
     assert by_pid[pids["main"]] == {"c"}
     assert Counter(ident for _, ident, _ in read_records(out)).most_common(1)[0][1] == 1, "no duplicates"
+    totals = wait_until(
+        lambda: (t := {r.topic: r.handled for r in manager.snapshot().routes}) == {"a/{name}": 40, "b/+": 10, "c/#": 5}
+        and t,
+        what="per-route totals, the main worker's counted per route",
+    )
+    assert manager.snapshot().handled == sum(totals.values())
 
 
 def test_start_workers_with_a_number_adds_workers_in_proportion(broker, group_name, managers):
