@@ -14,7 +14,12 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from dotenv import dotenv_values
+
+from .settings import Settings
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto")
 
@@ -126,9 +131,7 @@ class PrivateMosquitto:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = (
-                    self.process.stderr.read().decode(errors="replace").strip() if self.process.stderr else ""
-                )
+                err = self.process.stderr.read().decode(errors="replace").strip() if self.process.stderr else ""
                 raise BrokerStartError(
                     f"mosquitto exited with {self.process.returncode} at start: {err or self._log_tail()}"
                 )
@@ -136,9 +139,7 @@ class PrivateMosquitto:
                 return self
             time.sleep(0.02)
         self.kill()
-        raise BrokerStartError(
-            f"mosquitto did not open {self.address} within {timeout:g} s: {self._log_tail()}"
-        )
+        raise BrokerStartError(f"mosquitto did not open {self.address} within {timeout:g} s: {self._log_tail()}")
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (mosquitto saves its database), then SIGKILL if it lingers; always reaped."""
@@ -183,3 +184,116 @@ class PrivateMosquitto:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class EmbeddedBroker:
+    """rumqttd, embedded by the ``iotcore`` package, on a free local port (MQTT 3.1.1)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
+        try:
+            import iotcore
+        except ImportError:
+            raise BrokerStartError(
+                "the embedded broker needs the iotcore package: pip install 'routemq-dash[embedded]'"
+            ) from None
+        self.host = host
+        self.port = port or free_port(host)
+        self._broker = iotcore.Broker(port=self.port, listen=host)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def start(self) -> EmbeddedBroker:
+        try:
+            self._broker.start()
+        except (OSError, RuntimeError) as exc:
+            raise BrokerStartError(f"the embedded broker did not start: {exc}") from None
+        return self
+
+    def stop(self) -> None:
+        self._broker.stop()
+
+
+@dataclass
+class BrokerChoice:
+    """Which broker this run uses, and the one we started for it (stop it on exit)."""
+
+    settings: Settings
+    kind: str  # "external", "private mosquitto", "embedded rumqttd"
+    server: PrivateMosquitto | EmbeddedBroker | None
+    note: str
+
+    def stop(self) -> None:
+        if self.server is not None:
+            if isinstance(self.server, PrivateMosquitto):
+                self.server.close()
+            else:
+                self.server.stop()
+
+
+def broker_configured(env_file: str | os.PathLike[str] | None) -> bool:
+    """True when MQTT_BROKER is set in the environment or in the .env file."""
+    if os.environ.get("MQTT_BROKER"):
+        return True
+    return bool(env_file and os.path.exists(env_file) and dotenv_values(env_file).get("MQTT_BROKER"))
+
+
+def parse_broker_option(value: str) -> tuple[str, int | None]:
+    """``HOST`` or ``HOST:PORT`` (``[v6]:PORT`` too) from ``--broker``; ValueError when malformed."""
+    host, port = value, None
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif value.count(":") == 1:
+        host, port = value.split(":")
+    if not host or (port is not None and not (port.isdigit() and 1 <= int(port) <= 65535)):
+        raise ValueError(f"--broker {value!r}: expected HOST, HOST:PORT (port 1 to 65535) or 'embedded'")
+    return host, int(port) if port is not None else None
+
+
+def choose_broker(settings: Settings, requested: str | None, configured: bool) -> BrokerChoice:
+    """The broker for this run.
+
+    ``--broker embedded`` starts the embedded broker; ``--broker HOST[:PORT]`` and a configured
+    MQTT_BROKER are used as given. Otherwise (a first run) the broker on localhost:1883 if one
+    answers, else a private Mosquitto on a free port if the binary is installed, else the
+    embedded broker. Brokers we start live as long as this run.
+    """
+    if requested == "embedded":
+        return _embedded(settings, "--broker embedded")
+    if requested:
+        host, port = parse_broker_option(requested)
+        chosen = settings.replace(broker=host, port=port or settings.port)
+        return BrokerChoice(chosen, "external", None, f"using the broker at {chosen.broker_address} (--broker)")
+    if configured:
+        return BrokerChoice(settings, "external", None, f"using the configured broker at {settings.broker_address}")
+    if port_open(settings.broker, settings.port):
+        return BrokerChoice(settings, "external", None, f"using the broker answering on {settings.broker_address}")
+    if find_mosquitto() is not None:
+        server = PrivateMosquitto(persistence=False).start()
+        chosen = settings.replace(broker=server.host, port=server.port)
+        return BrokerChoice(
+            chosen,
+            "private mosquitto",
+            server,
+            f"no broker configured and nothing on {settings.broker_address}: "
+            f"started a private mosquitto on {server.address} for this session",
+        )
+    return _embedded(settings, f"no broker configured, nothing on {settings.broker_address} and no mosquitto")
+
+
+def _embedded(settings: Settings, why: str) -> BrokerChoice:
+    if settings.protocol == "5":
+        raise BrokerStartError(
+            "the embedded broker serves MQTT 3.1.1 only here: set MQTT_PROTOCOL=3.1.1 or install mosquitto"
+        )
+    server = EmbeddedBroker().start()
+    chosen = settings.replace(broker=server.host, port=server.port)
+    return BrokerChoice(
+        chosen,
+        "embedded rumqttd",
+        server,
+        f"{why}: started the embedded rumqttd broker on {server.address} for this session",
+    )

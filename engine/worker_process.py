@@ -288,7 +288,7 @@ def _describe_connect_error(exc: BaseException, host: str, port: int) -> tuple[s
     return f"cannot connect to {host}:{port}: {exc}", False
 
 
-def _apply_credentials(client: mqtt.Client, s: Settings) -> None:
+def apply_credentials(client: mqtt.Client, s: Settings) -> None:
     """User name, password and TLS from the settings."""
     if s.username is not None:
         client.username_pw_set(s.username, s.password.reveal() if s.password else None)
@@ -316,7 +316,7 @@ def end_session(settings: Settings, client_id: str, timeout: float = 5.0) -> Non
         clean_session=None if v5 else True,
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
     )
-    _apply_credentials(cleaner, settings)
+    apply_credentials(cleaner, settings)
     acknowledged = threading.Event()
     cleaner.on_connect = lambda *args: acknowledged.set()
     properties = None
@@ -356,7 +356,7 @@ def leave_share_group(settings: Settings, client_id: str, filters: list[str], ti
         protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
         manual_ack=True,  # never acknowledge what the session hands us: it is redelivered later
     )
-    _apply_credentials(client, settings)
+    apply_credentials(client, settings)
     done = threading.Event()
     client.on_connect = lambda c, *args: c.unsubscribe(filters)
     client.on_unsubscribe = lambda *args: done.set()
@@ -441,7 +441,7 @@ class Worker:
             protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
             manual_ack=True,
         )
-        _apply_credentials(client, s)
+        apply_credentials(client, s)
         client.reconnect_delay_set(1, int(RECONNECT_MAX_DELAY))
         client.max_inflight_messages_set(max(20, s.worker_concurrency))
         client.on_connect = self._on_connect

@@ -1,0 +1,177 @@
+"""The --no-ui runner: the same manager, with event and status lines instead of a dashboard.
+
+Signals follow gunicorn's conventions and are queued, then handled by the main loop (never inside
+the handler): SIGTERM and SIGINT stop gracefully; SIGTTIN / SIGTTOU add / remove one worker in
+every shared pool; SIGHUP reloads the router modules and replaces the workers pool by pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from .router import Router
+from .snapshot import EngineEvent, ManagerSnapshot
+from .worker_manager import WorkerManager
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGHUP)
+EVENT_POLL = 0.25
+
+
+class HeadlessRunner:
+    """Runs a manager until SIGTERM/SIGINT, printing what happens to ``out``."""
+
+    def __init__(
+        self,
+        manager: WorkerManager,
+        *,
+        reload: Callable[[], Router] | None = None,
+        status_interval: float = 5.0,
+        log_format: str = "text",
+        out: IO[str] | None = None,
+        level: int = logging.INFO,
+    ) -> None:
+        self.manager = manager
+        self.reload = reload
+        self.status_interval = status_interval
+        self.json = log_format == "json"
+        self.out = out or sys.stdout
+        self.level = level
+        self._signals: deque[int] = deque()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._last_seq = 0
+        self._last_broker_state: str | None = None
+
+    # --- output ---------------------------------------------------------------------------------
+
+    def say(self, message: str, level: int = logging.INFO, kind: str = "runner", **fields: Any) -> None:
+        if level < self.level:
+            return
+        now = datetime.now(UTC)
+        if self.json:
+            record = {
+                "time": now.isoformat(timespec="milliseconds"),
+                "level": logging.getLevelName(level).lower(),
+                "kind": kind,
+                "message": message,
+                **fields,
+            }
+            line = json.dumps(record, default=str)
+        else:
+            slot = f" [{fields['slot']}]" if fields.get("slot") else ""
+            line = f"{now:%Y-%m-%dT%H:%M:%SZ} {logging.getLevelName(level):<7}{slot} {message}"
+        print(line, file=self.out, flush=True)
+
+    def _print_events(self) -> None:
+        for event in self.manager.events_since(self._last_seq):
+            self._last_seq = event.seq
+            self._print_event(event)
+
+    def _print_event(self, event: EngineEvent) -> None:
+        self.say(event.message, event.level, event.kind, slot=event.slot)
+
+    def _print_status(self, snap: ManagerSnapshot) -> None:
+        broker = snap.broker
+        text = (
+            f"status: {snap.live_workers}/{snap.desired_workers} workers live, "
+            f"{snap.messages_per_second:.1f} msg/s, {snap.handled} handled, {snap.failed} errors, "
+            f"broker {broker.address} {broker.state}" + (f" ({broker.detail})" if broker.detail else "")
+        )
+        self.say(
+            text,
+            logging.INFO if broker.state == "connected" else logging.WARNING,
+            "status",
+            live=snap.live_workers,
+            desired=snap.desired_workers,
+            messages_per_second=round(snap.messages_per_second, 2),
+            handled=snap.handled,
+            failed=snap.failed,
+            broker={"address": broker.address, "state": broker.state, "detail": broker.detail, "kind": broker.kind},
+        )
+
+    # --- signals --------------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._signals.append(signum)
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"!")
+
+    def _install_signals(self) -> dict[int, Any]:
+        return {sig: signal.signal(sig, self._on_signal) for sig in HANDLED_SIGNALS}
+
+    def _handle_signal(self, signum: int) -> bool:
+        """Act on one queued signal; True when it asks us to stop."""
+        name = signal.Signals(signum).name
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self.say(f"{name}: stopping workers gracefully")
+            return True
+        if signum in (signal.SIGTTIN, signal.SIGTTOU):
+            step = 1 if signum == signal.SIGTTIN else -1
+            for route in self.manager.snapshot().routes:
+                if route.shared and route.desired_workers + step >= 1:
+                    self.manager.scale_route(route.topic, route.desired_workers + step)
+            self.say(f"{name}: {'added' if step > 0 else 'removed'} one worker in every shared pool")
+        elif signum == signal.SIGHUP:
+            self._reload()
+        return False
+
+    def _reload(self) -> None:
+        if self.reload is None:
+            self.say("SIGHUP: nothing to reload (routes were not loaded from a package)", logging.WARNING)
+            return
+        self.say("SIGHUP: reloading router modules")
+        try:
+            router = self.reload()
+        except Exception as exc:  # a broken module must not take the running workers down
+            self.say(f"reload failed, the running workers keep serving: {exc}", logging.ERROR)
+            return
+        try:
+            self.manager.reload_routes(router)
+        except Exception as exc:
+            self.say(f"reload stopped: {exc}", logging.ERROR)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def run(self, num_workers: int | None = None) -> int:
+        """Start the workers and serve until SIGTERM/SIGINT. Returns the process exit code."""
+        previous = self._install_signals()
+        try:
+            self.manager.start_workers(num_workers)
+            next_status = time.monotonic()
+            while True:
+                ready, _, _ = select.select([self._wake_r], [], [], EVENT_POLL)
+                if ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                stop = False
+                while self._signals and not stop:
+                    stop = self._handle_signal(self._signals.popleft())
+                self._print_events()
+                if stop:
+                    break
+                snap = self.manager.snapshot()
+                now = time.monotonic()
+                if now >= next_status or snap.broker.state != self._last_broker_state:
+                    self._last_broker_state = snap.broker.state
+                    self._print_status(snap)
+                    next_status = now + self.status_interval
+            self.manager.stop_workers()
+            self._print_events()
+            self._print_status(self.manager.snapshot())
+            return 0
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            os.close(self._wake_r)
+            os.close(self._wake_w)

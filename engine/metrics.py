@@ -1,0 +1,155 @@
+"""Prometheus metrics and a health endpoint, computed from the manager's snapshot at scrape time.
+
+``/metrics`` serves the Prometheus text format (prometheus_client); ``/healthz`` answers 200 when
+every pool is at its desired size and the broker is connected, else 503 with the reason.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .snapshot import ManagerSnapshot, SlotState
+from .worker_manager import WorkerManager
+
+
+class SnapshotCollector(Collector):
+    """Turns one ManagerSnapshot into metric families (nothing is stored between scrapes)."""
+
+    def __init__(self, manager: WorkerManager) -> None:
+        self.manager = manager
+
+    def collect(self) -> Iterator[Any]:
+        snap = self.manager.snapshot()
+        yield from _worker_metrics(snap)
+        yield from _route_metrics(snap)
+        broker = GaugeMetricFamily(
+            "routemq_broker_connected", "1 when a worker is connected to the broker", labels=["address", "kind"]
+        )
+        broker.add_metric([snap.broker.address, snap.broker.kind], 1.0 if snap.broker.state == "connected" else 0.0)
+        yield broker
+        yield GaugeMetricFamily("routemq_uptime_seconds", "Seconds since the workers were started", value=snap.uptime)
+
+
+def _worker_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
+    labels = ["slot", "route"]
+    up = GaugeMetricFamily("routemq_worker_up", "1 when the slot's worker is running and connected", labels=labels)
+    state = GaugeMetricFamily("routemq_worker_state", "1 for the slot's current state", labels=[*labels, "state"])
+    handled = CounterMetricFamily(
+        "routemq_worker_messages_handled", "Messages handled by the slot's current process", labels=labels
+    )
+    failed = CounterMetricFamily(
+        "routemq_worker_messages_failed", "Messages whose handler raised (current process)", labels=labels
+    )
+    in_flight = GaugeMetricFamily("routemq_worker_in_flight", "Messages the worker holds", labels=labels)
+    restarts = CounterMetricFamily("routemq_worker_restarts", "Times the slot's worker was restarted", labels=labels)
+    cpu = GaugeMetricFamily("routemq_worker_cpu_percent", "CPU use of the worker process", labels=labels)
+    rss = GaugeMetricFamily("routemq_worker_rss_bytes", "Resident memory of the worker process", labels=labels)
+    for w in snap.workers:
+        key = [w.slot, w.route]
+        up.add_metric(key, 1.0 if w.state is SlotState.RUNNING and w.connected else 0.0)
+        for candidate in SlotState:
+            state.add_metric([*key, candidate.value], 1.0 if w.state is candidate else 0.0)
+        handled.add_metric(key, w.handled)
+        failed.add_metric(key, w.failed)
+        in_flight.add_metric(key, w.in_flight)
+        restarts.add_metric(key, w.restarts)
+        if w.cpu_percent is not None:
+            cpu.add_metric(key, w.cpu_percent)
+        if w.rss_bytes is not None:
+            rss.add_metric(key, w.rss_bytes)
+    yield from (up, state, handled, failed, in_flight, restarts, cpu, rss)
+
+
+def _route_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
+    labels = ["route", "filter", "shared"]
+    desired = GaugeMetricFamily("routemq_route_desired_workers", "Workers the route's pool should have", labels=labels)
+    live = GaugeMetricFamily(
+        "routemq_route_live_workers", "Workers of the route's pool starting or running", labels=labels
+    )
+    handled = CounterMetricFamily(
+        "routemq_route_messages_handled", "Messages handled for the route, all workers", labels=labels
+    )
+    failed = CounterMetricFamily(
+        "routemq_route_messages_failed", "Messages whose handler raised, all workers", labels=labels
+    )
+    rate = GaugeMetricFamily("routemq_route_messages_per_second", "Recent handling rate", labels=labels)
+    for r in snap.routes:
+        key = [r.topic, r.mqtt_topic, "true" if r.shared else "false"]
+        desired.add_metric(key, r.desired_workers)
+        live.add_metric(key, r.live_workers)
+        handled.add_metric(key, r.handled)
+        failed.add_metric(key, r.failed)
+        rate.add_metric(key, r.messages_per_second)
+    yield from (desired, live, handled, failed, rate)
+
+
+def health(snap: ManagerSnapshot) -> tuple[bool, str]:
+    """(healthy, reason): every pool at its desired size and the broker connected."""
+    if not snap.started:
+        return False, "workers not started"
+    if snap.broker.state != "connected":
+        return False, f"broker {snap.broker.address} {snap.broker.state}" + (
+            f": {snap.broker.detail}" if snap.broker.detail else ""
+        )
+    short = [
+        f"{r.topic} has {r.live_workers}/{r.desired_workers} workers"
+        for r in snap.routes
+        if r.shared and r.live_workers < r.desired_workers
+    ]
+    down = [w.slot for w in snap.workers if w.is_main and not (w.state is SlotState.RUNNING and w.connected)]
+    if down:
+        short.append("the main worker is not running")
+    waiting = [w.slot for w in snap.workers if w.state is SlotState.RUNNING and not w.connected]
+    if waiting:
+        short.append(f"{len(waiting)} workers disconnected")
+    return (not short, "; ".join(short) or "ok")
+
+
+class MetricsServer:
+    """Serves /metrics and /healthz on ``host:port`` from a daemon thread."""
+
+    def __init__(self, manager: WorkerManager, port: int, host: str = "127.0.0.1") -> None:
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(SnapshotCollector(manager))
+        self.manager = manager
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/metrics":
+                    self._reply(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+                elif path == "/healthz":
+                    ok, reason = health(manager.snapshot())
+                    self._reply(200 if ok else 503, (reason + "\n").encode(), "text/plain; charset=utf-8")
+                else:
+                    self._reply(404, b"not found: try /metrics or /healthz\n", "text/plain; charset=utf-8")
+
+            def _reply(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # scrapes every few seconds would flood the log
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.address = f"{host}:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, name="routemq-metrics", daemon=True)
+
+    def start(self) -> MetricsServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
