@@ -119,20 +119,27 @@ class _Fatal(Exception):
 
 
 def _serve(spec: WorkerSpec, link: _ManagerLink) -> int:
-    router = _load_router(spec)
-    worker = Worker(spec, router, link)
+    router, broken = _load_router(spec)
+    try:
+        worker = Worker(spec, router, link)
+    except _Fatal as fatal:
+        if broken:  # the route is missing because its module is broken: say which and why
+            raise _Fatal(fatal.code, f"{fatal.reason}; broken router modules: {'; '.join(broken)}") from None
+        raise
     return asyncio.run(worker.run())
 
 
-def _load_router(spec: WorkerSpec) -> Router:
+def _load_router(spec: WorkerSpec) -> tuple[Router, list[str]]:
+    """The routes, and the router modules that failed to load (a package loads what it can)."""
     kind = spec.routes[0]
     try:
         if kind == "package":
             from .router_registry import RouterRegistry
 
             _, package, strict = spec.routes
-            return RouterRegistry(package, strict=strict).discover_and_load_routers()
-        return pickle.loads(spec.routes[1])
+            registry = RouterRegistry(package, strict=strict)
+            return registry.discover_and_load_routers(), [str(b) for b in registry.broken]
+        return pickle.loads(spec.routes[1]), []
     except Exception as exc:  # any failure to load routes is reported the same way
         raise _Fatal(EXIT_ROUTES, f"cannot load routes: {exc}") from None
 
