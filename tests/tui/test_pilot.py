@@ -193,7 +193,8 @@ class TestLifecycleKeys:
         assert manager.called("restart_dead_workers") == [()]
         assert any("Restarting 2 workers" in message for _, message, _ in notes.seen)
 
-    async def test_s_asks_first_and_n_cancels(self):
+    @pytest.mark.parametrize("key", ["n", "escape"])
+    async def test_s_asks_first_and_n_or_escape_cancels(self, key):
         manager = FakeManager()
         app = make_app(manager)
         async with app.run_test() as pilot:
@@ -201,7 +202,7 @@ class TestLifecycleKeys:
             await pilot.press("s")
             assert isinstance(app.screen, ConfirmScreen)
             assert isinstance(app.focused, Button) and app.focused.id == "cancel"
-            await pilot.press("n")
+            await pilot.press(key)
             await settle(pilot)
             assert not isinstance(app.screen, ConfirmScreen)
         assert manager.called("stop_workers") == []

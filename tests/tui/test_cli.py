@@ -1,0 +1,135 @@
+"""The routemq-dash command: arguments, configuration errors, and the manager always closed."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.settings import VARIABLES
+from tui import __version__, cli
+
+from .fixtures import FakeManager
+
+SCRIPT = Path(sys.executable).with_name("routemq-dash")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No MQTT_* / WORKER_* settings from the machine, and no .env from the working directory."""
+    for variable in VARIABLES:
+        monkeypatch.delenv(variable.env, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("routemq-dash: error: ")
+    return lines[0]
+
+
+class TestArguments:
+    def test_defaults(self):
+        args = cli.build_parser().parse_args([])
+        assert (args.routers, args.env_file, args.group, args.refresh) == ("routers", ".env", None, 1.0)
+
+    def test_every_option(self):
+        args = cli.build_parser().parse_args(
+            ["--routers", "myapp.routes", "--env-file", "prod.env", "--group", "g1", "--refresh", "0.5"]
+        )
+        assert (args.routers, args.env_file, args.group, args.refresh) == ("myapp.routes", "prod.env", "g1", 0.5)
+
+    @pytest.mark.parametrize("value", ["0", "-1", "soon"])
+    def test_refresh_must_be_a_positive_number(self, value, capsys):
+        with pytest.raises(SystemExit) as exited:
+            cli.build_parser().parse_args(["--refresh", value])
+        assert exited.value.code == 2
+        assert "--refresh" in capsys.readouterr().err
+
+    def test_version(self, capsys):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["--version"])
+        assert exited.value.code == 0
+        assert capsys.readouterr().out.strip() == f"routemq-dash {__version__}"
+
+
+class TestConfigurationErrors:
+    def test_an_invalid_setting_is_one_line_and_exit_2(self, tmp_path, capsys):
+        (tmp_path / "bad.env").write_text("MQTT_PORT=eighty\n")
+        assert cli.main(["--env-file", "bad.env"]) == 2
+        line = one_error_line(capsys)
+        assert "MQTT_PORT='eighty'" in line and "bad.env" in line
+
+    def test_an_invalid_group_is_one_line_and_exit_2(self, capsys):
+        assert cli.main(["--group", "no spaces allowed"]) == 2
+        assert "--group 'no spaces allowed' is not valid" in one_error_line(capsys)
+
+    def test_a_missing_router_package_is_one_line_and_exit_2(self, capsys):
+        assert cli.main(["--routers", "no_such_routers_pkg"]) == 2
+        assert "no_such_routers_pkg" in one_error_line(capsys)
+
+    def test_a_broken_router_module_in_the_working_directory_is_one_line_and_exit_2(self, tmp_path, capsys):
+        package = tmp_path / "brokenroutes"
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        (package / "bad.py").write_text("from engine import Router\nrouter = Router(\n")
+        try:
+            assert cli.main(["--routers", "brokenroutes"]) == 2
+        finally:
+            sys.modules.pop("brokenroutes", None)
+            sys.modules.pop("brokenroutes.bad", None)
+        line = one_error_line(capsys)
+        assert "brokenroutes" in line and "SyntaxError" in line
+
+    def test_the_console_script_reports_configuration_errors_the_same_way(self, tmp_path):
+        (tmp_path / "bad.env").write_text("WORKER_GRACEFUL_TIMEOUT=forever\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MQTT_", "WORKER_"))}
+        done = subprocess.run([str(SCRIPT), "--env-file", "bad.env"], capture_output=True, text=True,
+                              cwd=tmp_path, env=env, timeout=60)
+        assert done.returncode == 2
+        assert done.stderr.startswith("routemq-dash: error: WORKER_GRACEFUL_TIMEOUT='forever'")
+        assert done.stderr.count("\n") == 1
+
+
+class TestLifecycle:
+    def test_build_manager_gives_the_engine_the_routers_group_and_settings(self, monkeypatch):
+        built = {}
+
+        def fake_manager(router, group_name, router_directory, *, settings):
+            built.update(router=router, group=group_name, directory=router_directory, settings=settings)
+            return FakeManager()
+
+        monkeypatch.setattr(cli, "WorkerManager", fake_manager)
+        monkeypatch.setenv("MQTT_PORT", "18830")
+        cli.build_manager(cli.build_parser().parse_args(["--group", "edge-7"]))
+        assert {route.topic for route in built["router"].routes} == {
+            "sensors/+/temperature", "sensors/{sensor_id}/humidity", "devices/{device_id}/commands/{command}",
+        }
+        assert built["group"] == "edge-7" == built["settings"].group_name
+        assert built["directory"] == "routers"
+        assert built["settings"].port == 18830
+
+    def test_the_manager_is_closed_after_a_normal_stop(self, monkeypatch):
+        manager = FakeManager()
+        monkeypatch.setattr(cli, "build_manager", lambda args: manager)
+        monkeypatch.setattr(cli, "run_ui", lambda manager, args: 0)
+        assert cli.main([]) == 0
+        assert manager.called("close") == [()]
+
+    def test_the_manager_is_closed_when_the_ui_fails(self, monkeypatch):
+        manager = FakeManager()
+
+        def crash(manager: FakeManager, args: argparse.Namespace) -> int:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(cli, "build_manager", lambda args: manager)
+        monkeypatch.setattr(cli, "run_ui", crash)
+        with pytest.raises(KeyboardInterrupt):
+            cli.main([])
+        assert manager.called("close") == [()]

@@ -1,0 +1,103 @@
+"""The dashboard's commands, described once: keys, footer labels, help text, palette entries.
+
+Each command becomes a :class:`~textual.binding.Binding` with an ``id`` (so users can remap it
+with a keymap, ``App.set_keymap({"scale-up": "u"})``), a line on the help screen and an entry
+in the command palette. Keeping them in one table keeps the three in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.binding import Binding
+
+MIN_WORKERS = 1  # `-` never scales a shared route below this; stop all (`s`) stops everything
+
+
+@dataclass(frozen=True)
+class KeyCommand:
+    id: str  # binding id, the name used in keymaps
+    key: str  # default key(s), Textual key names
+    action: str  # app action it runs
+    label: str  # short, for the footer
+    title: str  # for the help screen and the command palette
+    help: str  # one sentence: what it does, exactly
+    key_display: str | None = None
+    show: bool = True  # in the footer
+    priority: bool = False
+
+
+COMMANDS: tuple[KeyCommand, ...] = (
+    KeyCommand(
+        "scale-up", "plus", "scale_up", "More", "Scale up",
+        "Add one worker to the selected shared route.", key_display="+",
+    ),
+    KeyCommand(
+        "scale-down", "minus", "scale_down", "Fewer", "Scale down",
+        f"Remove one worker from the selected shared route (never below {MIN_WORKERS}); "
+        "the removed worker drains first.",
+        key_display="-",
+    ),
+    KeyCommand(
+        "restart-dead", "r", "restart_dead", "Restart", "Restart dead workers",
+        "Restart every worker waiting in backoff or stuck in crash-loop, now.",
+    ),
+    KeyCommand(
+        "stop-all", "s", "stop_all", "Stop", "Stop all workers",
+        "Stop every worker gracefully, after you confirm (y / n).",
+    ),
+    KeyCommand(
+        "start-all", "a", "start_all", "Start", "Start all workers",
+        "Start every pool at its desired size.",
+    ),
+    KeyCommand(
+        "cycle-sort", "o", "cycle_sort", "Sort", "Sort by next column",
+        "Sort the selected table by its next column (click a header to sort by it; again to reverse).",
+    ),
+    KeyCommand(
+        "reverse-sort", "O", "reverse_sort", "Reverse", "Reverse sort order",
+        "Reverse the sort order of the selected table.", show=False,
+    ),
+    KeyCommand("help", "question_mark", "help", "Help", "Help", "Show this help.", key_display="?"),
+    KeyCommand(
+        "quit", "q", "quit", "Quit", "Quit",
+        "Stop every worker gracefully (the screen says so while it waits), then leave.",
+    ),
+    # Ctrl+C reaches us as a key (the terminal is in raw mode). Textual 8 binds it to a hint
+    # about how to quit; an operator pressing it means "get me out", cleanly.
+    KeyCommand(
+        "interrupt", "ctrl+c", "quit", "Quit", "Quit (Ctrl+C)",
+        "Same as q: stop every worker gracefully, then leave.", show=False, priority=True,
+    ),
+)
+
+
+COMMAND_IDS = frozenset(command.id for command in COMMANDS)
+
+
+def bindings() -> list[Binding]:
+    """The app's BINDINGS, built from :data:`COMMANDS`."""
+    return [
+        Binding(
+            command.key,
+            command.action,
+            command.label,
+            show=command.show,
+            key_display=command.key_display,
+            priority=command.priority,
+            tooltip=command.help,
+            id=command.id,
+        )
+        for command in COMMANDS
+    ]
+
+
+def palette_commands() -> list[KeyCommand]:
+    """The commands worth offering in the command palette (one entry per action)."""
+    seen: set[str] = set()
+    unique = []
+    for command in COMMANDS:
+        if command.action not in seen:
+            seen.add(command.action)
+            unique.append(command)
+    return unique
