@@ -143,11 +143,13 @@ class HeadlessRunner:
 
     # --- the loop -------------------------------------------------------------------------------
 
-    def run(self, num_workers: int | None = None) -> int:
-        """Start the workers and serve until SIGTERM/SIGINT. Returns the process exit code."""
+    def run(self, num_workers: int | None = None, start: bool = True) -> int:
+        """Start the workers (unless ``start`` is False: already started) and serve until
+        SIGTERM/SIGINT. Returns the process exit code."""
         previous = self._install_signals()
         try:
-            self.manager.start_workers(num_workers)
+            if start:
+                self.manager.start_workers(num_workers)
             next_status = time.monotonic()
             while True:
                 ready, _, _ = select.select([self._wake_r], [], [], EVENT_POLL)

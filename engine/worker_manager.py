@@ -301,6 +301,10 @@ class WorkerManager:
                 return []
             return [e for e in self._events if e.seq > seq]
 
+    def announce(self, message: str, level: int = logging.INFO) -> None:
+        """Add a note to the event stream (the dashboard's log, the headless output)."""
+        self._event("note", message, level=level)
+
     def close(self) -> None:
         """Stop every worker and the supervisor. Safe to call more than once."""
         if self._thread is not None and self._thread.is_alive():

@@ -221,6 +221,9 @@ class FakeManager:
     def start_workers(self, num_workers: int | None = None) -> None:
         self._record("start_workers", num_workers)
 
+    def announce(self, message: str, level: int = 20) -> None:
+        self._record("announce", message)
+
     def stop_workers(self) -> None:
         self._record("stop_workers")
 

@@ -101,7 +101,7 @@ class TestLifecycle:
     def test_build_manager_gives_the_engine_the_routers_group_and_settings(self, monkeypatch):
         built = {}
 
-        def fake_manager(router, group_name, router_directory, *, settings):
+        def fake_manager(router, group_name, router_directory, *, settings, broker_kind):
             built.update(router=router, group=group_name, directory=router_directory, settings=settings)
             return FakeManager()
 
@@ -117,8 +117,9 @@ class TestLifecycle:
 
     def test_the_manager_is_closed_after_a_normal_stop(self, monkeypatch):
         manager = FakeManager()
-        monkeypatch.setattr(cli, "build_manager", lambda args: manager)
+        monkeypatch.setattr(cli, "build_manager", lambda *args: manager)
         monkeypatch.setattr(cli, "run_ui", lambda manager, args: 0)
+        monkeypatch.setattr(cli, "run_headless", lambda manager, args: 0)
         assert cli.main([]) == 0
         assert manager.called("close") == [()]
 
@@ -128,8 +129,9 @@ class TestLifecycle:
         def crash(manager: FakeManager, args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
 
-        monkeypatch.setattr(cli, "build_manager", lambda args: manager)
+        monkeypatch.setattr(cli, "build_manager", lambda *args: manager)
         monkeypatch.setattr(cli, "run_ui", crash)
+        monkeypatch.setattr(cli, "run_headless", crash)
         with pytest.raises(KeyboardInterrupt):
             cli.main([])
         assert manager.called("close") == [()]
