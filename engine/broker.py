@@ -19,7 +19,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from .settings import Settings
+from .settings import Settings, SettingsError
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/usr/bin/mosquitto")
 
@@ -286,8 +286,9 @@ def choose_broker(settings: Settings, requested: str | None, configured: bool) -
 
 def _embedded(settings: Settings, why: str) -> BrokerChoice:
     if settings.protocol == "5":
-        raise BrokerStartError(
-            "the embedded broker serves MQTT 3.1.1 only here: set MQTT_PROTOCOL=3.1.1 or install mosquitto"
+        raise SettingsError(
+            "MQTT_PROTOCOL=5 does not work with the embedded broker, which serves MQTT 3.1.1 here: "
+            "set MQTT_PROTOCOL=3.1.1 or install mosquitto"
         )
     server = EmbeddedBroker().start()
     chosen = settings.replace(broker=server.host, port=server.port)

@@ -8,14 +8,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from engine import broker as broker_module
 from engine.broker import (
-    BrokerStartError,
     broker_configured,
     choose_broker,
     free_port,
     parse_broker_option,
     port_open,
 )
-from engine.settings import Settings
+from engine.settings import Settings, SettingsError
 
 
 def _nothing_listening() -> Settings:
@@ -84,7 +83,7 @@ def test_first_run_without_mosquitto_starts_the_embedded_broker(monkeypatch):
 
 
 def test_the_embedded_broker_refuses_mqtt_5():
-    with pytest.raises(BrokerStartError, match="MQTT_PROTOCOL"):
+    with pytest.raises(SettingsError, match="MQTT_PROTOCOL=5 does not work with the embedded broker"):
         choose_broker(Settings(protocol="5"), requested="embedded", configured=False)
 
 

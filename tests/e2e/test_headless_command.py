@@ -1,0 +1,225 @@
+"""The real `routemq-dash --no-ui` command on a real Mosquitto: serve, signals, exit codes, metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.broker import free_port
+from engine.settings import VARIABLES
+from tests.support import Publisher, process_gone, wait_until
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+COMMAND = Path(sys.executable).with_name("routemq-dash")
+
+ROUTES = """
+import os
+from engine import Router
+
+router = Router()
+
+
+def record(name, payload, client):
+    with open(payload["out"], "a") as out:
+        out.write(f"{os.getpid()} {payload['id']}\\n")
+
+
+router.on("cmd/{name}", record, qos=1, shared=True, worker_count=1)
+"""
+
+
+class Running:
+    """A routemq-dash process whose output lines are collected as they come."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen([str(COMMAND), *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True)
+        self.lines: list[str] = []
+        self.errors: list[str] = []
+        self._readers = [threading.Thread(target=self._read, args=(self.process.stdout, self.lines), daemon=True),
+                         threading.Thread(target=self._read, args=(self.process.stderr, self.errors), daemon=True)]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, into: list[str]) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    def saw(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def json_lines(self) -> list[dict]:
+        return [json.loads(line) for line in list(self.lines)]
+
+    def worker_pids(self) -> set[int]:
+        """Worker processes (children of this command) alive now."""
+        pids = set()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid and not process_gone(int(entry)):
+                    pids.add(int(entry))
+        return pids
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.wait()
+
+    def wait(self) -> int:
+        """The exit code, once the process has ended and its output has been read."""
+        code = self.process.wait(timeout=60)
+        for reader in self._readers:
+            reader.join(timeout=5)
+        return code
+
+
+@pytest.fixture
+def project(tmp_path: Path, group_name: str) -> Path:
+    """A project directory with a router package of its own and no .env."""
+    package = tmp_path / f"cmdroutes_{group_name}"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "jobs.py").write_text(ROUTES)
+    return tmp_path
+
+
+@pytest.fixture
+def environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {v.env for v in VARIABLES}}
+    env["PYTHONPATH"] = str(ROOT)  # the workers import tests-free code only, but keep the repo importable
+    return env
+
+
+@pytest.fixture
+def run(project: Path, environment: dict[str, str]) -> Iterator:
+    started: list[Running] = []
+
+    def run(*args: str, env: dict[str, str] | None = None) -> Running:
+        running = Running(list(args), project, {**environment, **(env or {})})
+        started.append(running)
+        return running
+
+    yield run
+    for running in started:
+        if running.process.poll() is None:
+            running.stop(signal.SIGKILL)
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_serves_scales_reloads_and_stops_cleanly(broker, group_name, project, run):
+    metrics_port = free_port()
+    app = run("--routers", f"cmdroutes_{group_name}", "--broker", f"{broker.host}:{broker.port}",
+              "--group", group_name, "--metrics-port", str(metrics_port))
+    wait_until(lambda: app.saw("status: 1/1 workers live") and app.saw("connected"), what="one worker serving")
+    assert app.saw("stdout is not a terminal"), "headless is implied without a terminal, and said"
+    _, body = wait_until(lambda: (r := _get(f"http://127.0.0.1:{metrics_port}/healthz"))[0] == 200 and r,
+                         what="healthy")
+    assert body.strip() == "ok"
+
+    out = project / "records"
+    with Publisher(broker) as pub:
+        for i in range(20):
+            pub.publish(f"cmd/n{i}", {"id": str(i), "out": str(out)})
+    wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 20, what="20 messages handled")
+    counted = 'routemq_route_messages_handled_total{filter="cmd/+",route="cmd/{name}",shared="true"} 20.0'
+    wait_until(lambda: counted in _get(f"http://127.0.0.1:{metrics_port}/metrics")[1], what="20 counted in /metrics")
+
+    app.process.send_signal(signal.SIGTTIN)
+    wait_until(lambda: app.saw("status: 2/2 workers live"), what="a second worker after SIGTTIN")
+    app.process.send_signal(signal.SIGTTOU)
+    wait_until(lambda: app.saw("scaled from 2 to 1"), what="back to one after SIGTTOU")
+
+    before = app.worker_pids()
+    app.process.send_signal(signal.SIGHUP)
+    wait_until(lambda: app.saw("reload finished"), what="the reload")
+    wait_until(lambda: len(app.worker_pids()) == 1 and not app.worker_pids() & before,
+               what="the worker replaced by a new process")
+
+    children = app.worker_pids()
+    assert app.stop(signal.SIGTERM) == 0
+    assert app.saw("all workers stopped")
+    assert all(process_gone(pid) for pid in children)
+    assert app.errors == [], app.errors
+
+
+def test_sigint_stops_gracefully_with_json_lines(broker, group_name, run):
+    app = run("--no-ui", "--routers", f"cmdroutes_{group_name}", "--broker", f"{broker.host}:{broker.port}",
+              "--group", group_name, "--log-format", "json")
+    wait_until(lambda: any(r.get("kind") == "status" and r.get("live") == 1 for r in app.json_lines()),
+               what="a JSON status line with one live worker")
+    assert app.stop(signal.SIGINT) == 0
+    kinds = [r["kind"] for r in app.json_lines()]
+    assert "stopped" in kinds
+    assert not app.saw("stdout is not a terminal"), "--no-ui was explicit"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "culprit"),
+    [
+        (["--workers", "many"], {}, "argument --workers: expected a whole number of workers, not 'many'"),
+        ([], {"MQTT_PORT": "eighty"}, "MQTT_PORT='eighty' (from the environment) is not valid"),
+        (["--routers", "no_such_package_here"], {}, "router package 'no_such_package_here' not found"),
+        (["--broker", "host:99999"], {}, "argument --broker"),
+        (["--broker", "embedded"], {"MQTT_PROTOCOL": "5"}, "MQTT_PROTOCOL=3.1.1"),
+    ],
+    ids=["bad-option", "bad-setting", "missing-package", "bad-broker", "embedded-with-mqtt5"],
+)
+def test_bad_configuration_exits_2_with_one_line(broker, run, args, env, culprit):
+    app = run("--no-ui", "--broker", f"{broker.host}:{broker.port}", *args, env=env)
+    assert app.wait() == 2
+    assert len(app.errors) == 1, app.errors
+    assert app.errors[0].startswith("routemq-dash: error: ") and culprit in app.errors[0]
+
+
+def test_a_broken_router_module_exits_2_naming_file_and_line(broker, group_name, project, run):
+    (project / f"cmdroutes_{group_name}" / "broken.py").write_text("from engine import Router\n\nrouter = Router(\n")
+    app = run("--no-ui", "--routers", f"cmdroutes_{group_name}", "--broker", f"{broker.host}:{broker.port}")
+    assert app.wait() == 2
+    assert len(app.errors) == 1 and f"cmdroutes_{group_name}/broken.py:3" in app.errors[0]
+
+
+def test_first_run_without_a_broker_starts_a_private_mosquitto_and_stops_it(group_name, run):
+    # No MQTT_BROKER and nothing listening on the port: the command brings its own broker.
+    port = free_port()
+    app = run("--no-ui", "--demo", "40", "--group", group_name, env={"MQTT_PORT": str(port)})
+    wait_until(lambda: app.saw("started a private mosquitto"), what="the private broker announced")
+    wait_until(lambda: any("status:" in line and " 0 handled" not in line for line in app.lines),
+               timeout=30, what="demo traffic handled")
+    broker_pids = [p for p in app.worker_pids() if b"mosquitto" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert len(broker_pids) == 1
+    assert app.stop(signal.SIGTERM) == 0
+    assert process_gone(broker_pids[0])
+
+
+def test_first_run_with_the_embedded_broker_serves_the_demo(group_name, run):
+    # The example routers (routers/) import from the repository, which is on PYTHONPATH.
+    app = run("--no-ui", "--broker", "embedded", "--demo", "40", "--group", group_name)
+    wait_until(lambda: app.saw("embedded rumqttd"), what="the embedded broker announced")
+    wait_until(lambda: any("handled" in line and " 0 handled" not in line for line in app.lines if "status:" in line),
+               timeout=30, what="demo traffic handled")
+    assert app.stop(signal.SIGTERM) == 0
+    assert app.saw("all workers stopped")
