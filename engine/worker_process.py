@@ -59,6 +59,7 @@ HEARTBEAT_INTERVAL = 0.5
 RECONNECT_MIN_DELAY = 0.5
 RECONNECT_MAX_DELAY = 4.0  # a broker that comes back is found again within seconds
 DRAIN_QUIET = 0.5  # retiring: this long without a message after UNSUBACK means the queue is empty
+MANAGER_GONE_GRACE = 3.0  # seconds to finish messages in hand when the manager has died
 MAX_LOG_BACKLOG = 1000  # log lines kept for the next heartbeat; beyond that they are counted, not sent
 
 log = logging.getLogger("routemq.worker")
@@ -435,6 +436,7 @@ class Worker:
         self._stop_requested: asyncio.Event | None = None
         self._fatal: _Fatal | None = None
         self._disconnected = False
+        self._deadline: threading.Timer | None = None
 
     # --- client setup --------------------------------------------------------------------
 
@@ -476,8 +478,10 @@ class Worker:
         self._loop = asyncio.get_running_loop()
         self._stop_requested = asyncio.Event()
         self._unsubscribed = asyncio.Event()
-        self._loop.add_signal_handler(signal.SIGTERM, self.request_stop)
-        self._loop.add_signal_handler(signal.SIGINT, lambda: None)  # Ctrl+C is the manager's to handle
+        # A plain signal handler, not the loop's: Python runs it between bytecodes even while a
+        # handler blocks the loop, so the exit deadline is armed whatever the worker is doing.
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the manager's to handle
         threading.Thread(target=self._read_commands, name="manager-commands", daemon=True).start()
         heartbeat = asyncio.create_task(self._heartbeat())
         self.link.send_now("hello", {"pid": os.getpid()})
@@ -790,12 +794,28 @@ class Worker:
             },
         )
 
+    def _on_sigterm(self, signum: int, frame: object) -> None:
+        self._exit_by(self.settings.graceful_timeout + 1.0)  # the manager SIGKILLs at the timeout anyway
+        self._from_thread(self.request_stop)
+
+    def _exit_by(self, seconds: float) -> None:
+        """Leave at the latest ``seconds`` from now, even if a handler never returns."""
+        if self._deadline is None or self._deadline.interval > seconds:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline = threading.Timer(seconds, os._exit, args=(EXIT_CRASH,))
+            self._deadline.daemon = True
+            self._deadline.start()
+
     def _read_commands(self) -> None:
         """Commands from the manager; end of file means the manager is gone: stop."""
         while True:
             try:
                 command = self.link.recv()
             except (EOFError, OSError):
+                # Nobody will SIGKILL us if we hang now: give in-flight messages a short while
+                # (unacknowledged ones go back to the session), then leave.
+                self._exit_by(min(self.settings.graceful_timeout, MANAGER_GONE_GRACE))
                 self._from_thread(self.request_stop)
                 return
             if command == "retire":
