@@ -91,25 +91,25 @@ def _route_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
 
 
 def health(snap: ManagerSnapshot) -> tuple[bool, str]:
-    """(healthy, reason): every pool at its desired size and the broker connected."""
+    """(healthy, reason): every pool at its desired size with every worker running and connected."""
     if not snap.started:
         return False, "workers not started"
     if snap.broker.state != "connected":
         return False, f"broker {snap.broker.address} {snap.broker.state}" + (
             f": {snap.broker.detail}" if snap.broker.detail else ""
         )
-    short = [
-        f"{r.topic} has {r.live_workers}/{r.desired_workers} workers"
+    serving: dict[str, int] = {}
+    for w in snap.workers:
+        if w.state is SlotState.RUNNING and w.connected:
+            serving[w.route] = serving.get(w.route, 0) + 1
+    problems = [
+        f"{r.topic} has {serving.get(r.topic, 0)}/{r.desired_workers} workers serving"
         for r in snap.routes
-        if r.shared and r.live_workers < r.desired_workers
+        if r.shared and serving.get(r.topic, 0) < r.desired_workers
     ]
-    down = [w.slot for w in snap.workers if w.is_main and not (w.state is SlotState.RUNNING and w.connected)]
-    if down:
-        short.append("the main worker is not running")
-    waiting = [w.slot for w in snap.workers if w.state is SlotState.RUNNING and not w.connected]
-    if waiting:
-        short.append(f"{len(waiting)} workers disconnected")
-    return (not short, "; ".join(short) or "ok")
+    if any(w.is_main and not (w.state is SlotState.RUNNING and w.connected) for w in snap.workers):
+        problems.append("the main worker is not serving")
+    return (not problems, "; ".join(problems) or "ok")
 
 
 class MetricsServer:

@@ -22,6 +22,7 @@ import pickle
 import queue
 import random
 import re
+import selectors
 import signal
 import socket
 import subprocess
@@ -34,7 +35,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 
 import psutil
@@ -61,6 +62,7 @@ T = TypeVar("T")
 MAIN_SLOT = "main"
 MAIN_ROUTE_LABEL = "(non-shared routes)"
 TICK = 0.25  # longest the supervisor sleeps without looking around
+CHECK_EVERY = 0.1  # hang checks, restarts due and snapshot rebuilds, at most this often
 SAMPLE_EVERY = 1.0  # psutil sampling and message rates
 EVENTS_KEPT = 2000
 _GROUP_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -176,6 +178,13 @@ class WorkerManager:
         self._routes_payload: tuple[str, Any] | None = None
         self._commands: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
+        # One selector for the life of the manager: worker sockets and pidfds are registered when
+        # a worker starts and unregistered when it is reaped, not re-registered on every wake-up.
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._last_build = 0.0
+        self._last_checks = 0.0
+        self._changed = False  # a slot changed state: publish a new snapshot without waiting
         os.set_blocking(self._wake_w, False)
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
@@ -664,6 +673,7 @@ class WorkerManager:
     def _set_state(self, slot: _Slot, state: SlotState) -> None:
         check_transition(slot.key, slot.state, state)
         slot.state = state
+        self._changed = True
 
     # ==========================================================================================
     # Processes
@@ -685,6 +695,9 @@ class WorkerManager:
         now = time.monotonic()
         slot.process, slot.conn, slot.pid = process, conn, process.pid
         slot.pidfd = _open_pidfd(process.pid)
+        self._selector.register(conn.fileno(), selectors.EVENT_READ, (slot, "conn"))
+        if slot.pidfd is not None:
+            self._selector.register(slot.pidfd, selectors.EVENT_READ, (slot, "exit"))
         slot.spawned_at = slot.last_heartbeat = now
         slot.stats = {}
         slot.restart_at = slot.stop_deadline = None
@@ -754,38 +767,46 @@ class WorkerManager:
 
     def _supervise(self) -> None:
         while True:
-            slots = [s for p in self._pools.values() for s in p.slots if s.process is not None]
-            waitables: list[Any] = [self._wake_r]
-            for slot in slots:
-                waitables.append(slot.conn)
-                if slot.pidfd is not None:
-                    waitables.append(slot.pidfd)
-            try:
-                ready = set(wait(waitables, timeout=self._sleep_time()))
-            except OSError:
-                ready = set()
-            if self._wake_r in ready:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(self._wake_r, 4096)
-            for slot in slots:
-                if slot.conn in ready:
-                    self._read_messages(slot)
+            readable: list[_Slot] = []
+            exited: list[_Slot] = []
+            for key, _ in self._selector.select(timeout=self._sleep_time()):
+                if key.data is None:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                elif key.data[1] == "conn":
+                    readable.append(key.data[0])
+                else:
+                    exited.append(key.data[0])
+            for slot in readable:
+                self._read_messages(slot)
             self._run_commands()
-            for slot in slots:
-                if slot.process is not None and (slot.pidfd in ready or slot.pidfd is None):
+            # A worker without a pidfd (no pidfd_open on this system) is polled instead.
+            polled = [s for p in self._pools.values() for s in p.slots if s.process is not None and s.pidfd is None]
+            for slot in [*exited, *polled]:
+                if slot.process is not None:
                     self._reap(slot)
             now = time.monotonic()
-            self._check_hung(now)
-            self._check_stop_deadlines(now)
-            self._restart_due(now)
-            self._advance_rollout()
+            # Heartbeats wake us over a hundred times a second with 64 workers; the checks and
+            # the snapshot need not run that often, unless a slot changed state.
+            if self._changed or now - self._last_checks >= CHECK_EVERY:
+                self._last_checks = now
+                self._check_hung(now)
+                self._check_stop_deadlines(now)
+                self._restart_due(now)
+                self._advance_rollout()
             if now - self._last_sample >= SAMPLE_EVERY:
                 self._sample(now)
-            self._snapshot = self._build_snapshot()
+            if self._changed or now - self._last_build >= CHECK_EVERY:
+                self._publish_snapshot()
             self._resolve_stop_waiters()
             if self._closing and not any(s.alive for p in self._pools.values() for s in p.slots):
                 self._run_commands()
                 return
+
+    def _publish_snapshot(self) -> None:
+        self._changed = False
+        self._last_build = time.monotonic()
+        self._snapshot = self._build_snapshot()
 
     def _sleep_time(self) -> float:
         due = [s.restart_at for p in self._pools.values() for s in p.slots if s.restart_at is not None]
@@ -807,7 +828,7 @@ class WorkerManager:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-            self._snapshot = self._build_snapshot()
+            self._publish_snapshot()
 
     def _read_messages(self, slot: _Slot) -> None:
         conn = slot.conn
@@ -862,8 +883,10 @@ class WorkerManager:
             slot.fatal_reason = early_errors.splitlines()[-1][:300]
             self._event("log", early_errors, slot.key, logging.ERROR)
         if slot.conn is not None:
+            self._selector.unregister(slot.conn.fileno())
             slot.conn.close()
         if slot.pidfd is not None:
+            self._selector.unregister(slot.pidfd)
             os.close(slot.pidfd)
             slot.pidfd = None
         now = time.monotonic()
@@ -1015,7 +1038,7 @@ class WorkerManager:
         if self._stopping_any:
             self._stopping_any = False
             self._event("stopped", "all workers stopped")
-        self._snapshot = self._build_snapshot()
+        self._publish_snapshot()
         for waiter in waiters:
             waiter.set_result(None)
 

@@ -41,10 +41,11 @@ def test_health_is_503_before_start_and_200_when_every_pool_is_full(served, brok
     assert status == 503 and "not started" in body
     manager.start_workers()
     wait_until(lambda: _get(base + "/healthz")[0] == 200, what="healthy")
+    assert all(w.connected for w in manager.snapshot().workers), "healthy means every worker serves"
     victim = manager.snapshot().workers[0]
     os.kill(victim.pid, signal.SIGKILL)
     status, body = wait_until(lambda: (r := _get(base + "/healthz"))[0] == 503 and r, what="unhealthy")
-    assert "metrics/{name} has 1/2 workers" in body
+    assert "metrics/{name} has 1/2 workers serving" in body
 
 
 def test_metrics_expose_workers_routes_and_broker(served, broker, tmp_path):
