@@ -8,11 +8,8 @@ import random
 import threading
 import time
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from .settings import Settings
-from .worker_process import apply_credentials
+from .worker_process import connect_options, new_client
 
 log = logging.getLogger("routemq.demo")
 SENSORS = 12
@@ -32,15 +29,13 @@ class DemoTraffic:
         self.rate = rate
         self.published = 0
         self._stop = threading.Event()
-        self._client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=f"{settings.client_id}-demo-{random.getrandbits(24):06x}"
-        )
-        apply_credentials(self._client, settings)
+        client_id = f"{settings.client_id}-demo-{random.getrandbits(24):06x}"
+        self._client = new_client(settings, client_id, clean=True)
         self._client.max_queued_messages_set(10000)
         self._thread = threading.Thread(target=self._run, name="routemq-demo", daemon=True)
 
     def start(self) -> DemoTraffic:
-        self._client.connect_async(self.settings.broker, self.settings.port, keepalive=self.settings.keepalive)
+        self._client.connect_async(**connect_options(self.settings, clean=True, session_expiry=0))
         self._client.loop_start()
         self._thread.start()
         return self

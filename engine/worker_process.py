@@ -311,40 +311,61 @@ def apply_credentials(client: mqtt.Client, s: Settings) -> None:
         client.tls_insecure_set(s.tls_insecure)
 
 
+def new_client(settings: Settings, client_id: str, *, clean: bool, manual_ack: bool = False) -> mqtt.Client:
+    """A paho client for ``client_id`` with the settings' protocol, credentials and TLS."""
+    v5 = settings.protocol == "5"
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        clean_session=None if v5 else clean,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        manual_ack=manual_ack,
+    )
+    apply_credentials(client, settings)
+    return client
+
+
+def connect_options(settings: Settings, *, clean: bool, session_expiry: int) -> dict[str, Any]:
+    """Arguments of ``connect``/``connect_async``: MQTT 5 gets a clean-start flag and an expiry."""
+    options: dict[str, Any] = {"host": settings.broker, "port": settings.port, "keepalive": settings.keepalive}
+    if settings.protocol == "5":
+        properties = Properties(PacketTypes.CONNECT)
+        properties.SessionExpiryInterval = session_expiry
+        options.update(clean_start=clean, properties=properties)
+    return options
+
+
+def _brief_session(
+    client: mqtt.Client,
+    settings: Settings,
+    done: threading.Event,
+    *,
+    clean: bool,
+    session_expiry: int,
+    timeout: float,
+    waiting_for: str,
+) -> None:
+    """Connect, wait until ``done`` is set by the client's callbacks, disconnect."""
+    client.connect(**connect_options(settings, clean=clean, session_expiry=session_expiry))
+    client.loop_start()
+    try:
+        if not done.wait(timeout):
+            raise TimeoutError(f"no {waiting_for} from the broker within {timeout:g} s")
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
 def end_session(settings: Settings, client_id: str, timeout: float = 5.0) -> None:
     """End the broker session of ``client_id``: connect once with a clean session, disconnect.
 
     MQTT 3.1.1 has no other way to end a persistent session; in MQTT 5 the clean start with a
     session expiry of 0 does the same. Raises OSError when the broker cannot be reached.
     """
-    v5 = settings.protocol == "5"
-    cleaner = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        clean_session=None if v5 else True,
-        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-    )
-    apply_credentials(cleaner, settings)
-    acknowledged = threading.Event()
-    cleaner.on_connect = lambda *args: acknowledged.set()
-    properties = None
-    if v5:
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = 0
-    cleaner.connect(
-        settings.broker,
-        settings.port,
-        keepalive=settings.keepalive,
-        clean_start=True if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-        properties=properties,
-    )
-    cleaner.loop_start()
-    try:
-        if not acknowledged.wait(timeout):
-            raise TimeoutError(f"no answer from the broker within {timeout:g} s")
-    finally:
-        cleaner.disconnect()
-        cleaner.loop_stop()
+    client = new_client(settings, client_id, clean=True)
+    connected = threading.Event()
+    client.on_connect = lambda *args: connected.set()
+    _brief_session(client, settings, connected, clean=True, session_expiry=0, timeout=timeout, waiting_for="CONNACK")
 
 
 def leave_share_group(settings: Settings, client_id: str, filters: list[str], timeout: float = 5.0) -> None:
@@ -356,36 +377,20 @@ def leave_share_group(settings: Settings, client_id: str, filters: list[str], ti
     runs again (and resubscribes). Not for QoS 2: paho would take those messages (PUBREC).
     Raises OSError when the broker cannot be reached.
     """
-    v5 = settings.protocol == "5"
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=client_id,
-        clean_session=None if v5 else False,
-        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-        manual_ack=True,  # never acknowledge what the session hands us: it is redelivered later
-    )
-    apply_credentials(client, settings)
-    done = threading.Event()
+    # manual_ack: never acknowledge what the session hands us; it is redelivered later.
+    client = new_client(settings, client_id, clean=False, manual_ack=True)
+    unsubscribed = threading.Event()
     client.on_connect = lambda c, *args: c.unsubscribe(filters)
-    client.on_unsubscribe = lambda *args: done.set()
-    properties = None
-    if v5:
-        properties = Properties(PacketTypes.CONNECT)
-        properties.SessionExpiryInterval = settings.session_expiry
-    client.connect(
-        settings.broker,
-        settings.port,
-        keepalive=settings.keepalive,
-        clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-        properties=properties,
+    client.on_unsubscribe = lambda *args: unsubscribed.set()
+    _brief_session(
+        client,
+        settings,
+        unsubscribed,
+        clean=False,
+        session_expiry=settings.session_expiry,
+        timeout=timeout,
+        waiting_for="UNSUBACK",
     )
-    client.loop_start()
-    try:
-        if not done.wait(timeout):
-            raise TimeoutError(f"no UNSUBACK from the broker within {timeout:g} s")
-    finally:
-        client.disconnect()
-        client.loop_stop()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,15 +447,7 @@ class Worker:
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
-        v5 = s.protocol == "5"
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.spec.client_id,
-            clean_session=None if v5 else False,
-            protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
-            manual_ack=True,
-        )
-        apply_credentials(client, s)
+        client = new_client(s, self.spec.client_id, clean=False, manual_ack=True)
         client.reconnect_delay_set(1, int(RECONNECT_MAX_DELAY))
         client.max_inflight_messages_set(max(20, s.worker_concurrency))
         client.on_connect = self._on_connect
@@ -459,17 +456,7 @@ class Worker:
         client.on_unsubscribe = self._on_unsubscribe
         client.on_message = self._on_message
         client.on_connect_fail = self._on_connect_fail
-        connect_properties = None
-        if v5:
-            connect_properties = Properties(PacketTypes.CONNECT)
-            connect_properties.SessionExpiryInterval = s.session_expiry
-        client.connect_async(
-            s.broker,
-            s.port,
-            keepalive=s.keepalive,
-            clean_start=False if v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=connect_properties,
-        )
+        client.connect_async(**connect_options(s, clean=False, session_expiry=s.session_expiry))
         return client
 
     # --- the main coroutine --------------------------------------------------------------
