@@ -34,7 +34,7 @@ class BrokenModule:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.location}: {self.reason} (module {self.module})"
+        return _one_line(f"{self.location}: {self.reason} (module {self.module})")
 
 
 class RouterLoadError(Exception):
@@ -103,7 +103,7 @@ class RouterRegistry:
                     self.package, f"no module named {exc.name!r} on the Python path (cwd {os.getcwd()})"
                 ) from None
             raise RouterLoadError(self.package, [_describe_failure(self.package, exc)]) from None
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() at import is a broken module too
             raise RouterLoadError(self.package, [_describe_failure(self.package, exc)]) from None
 
     def _modules(self, package: ModuleType) -> list[ModuleType]:
@@ -127,7 +127,7 @@ class RouterRegistry:
                 continue
             try:
                 module = importlib.import_module(info.name)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:  # sys.exit() at import is a broken module too
                 self.broken.append(_describe_failure(info.name, exc))
                 continue
             modules.append(module)
@@ -158,6 +158,11 @@ class RouterRegistry:
             raise ValueError(f"{exc} (while merging {module.__name__})") from None
         seen.add(id(router))
         self.loaded_modules.append(module.__name__)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with line breaks and other unprintable characters escaped as repr() shows them."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
 
 
 def _module_path(module: ModuleType) -> str:

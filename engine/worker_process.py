@@ -141,7 +141,7 @@ def _load_router(spec: WorkerSpec) -> tuple[Router, list[str]]:
             registry = RouterRegistry(package, strict=strict)
             return registry.discover_and_load_routers(), [str(b) for b in registry.broken]
         return pickle.loads(spec.routes[1]), []
-    except Exception as exc:  # any failure to load routes is reported the same way
+    except (Exception, SystemExit) as exc:  # any failure to load routes is reported the same way
         raise _Fatal(EXIT_ROUTES, f"cannot load routes: {exc}") from None
 
 
