@@ -62,6 +62,7 @@ T = TypeVar("T")
 MAIN_SLOT = "main"
 MAIN_ROUTE_LABEL = "(non-shared routes)"
 TICK = 0.25  # longest the supervisor sleeps without looking around
+STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat
 CHECK_EVERY = 0.1  # hang checks, restarts due and snapshot rebuilds, at most this often
 SAMPLE_EVERY = 1.0  # psutil sampling and message rates
 EVENTS_KEPT = 2000
@@ -970,7 +971,10 @@ class WorkerManager:
                 if slot.process is None or slot.state is SlotState.STOPPING:
                     continue
                 silent = now - slot.last_heartbeat
-                if silent > limit:
+                # Until its first heartbeat a worker is still importing its routes, which on a
+                # loaded machine may take longer than a short hang timeout allows.
+                allowed = limit if slot.stats else max(limit, STARTUP_GRACE)
+                if silent > allowed:
                     self._kill(slot, f"hung: no heartbeat for {silent:.0f} s")
                     continue
                 oldest = slot.stats.get("oldest_handler_age")
