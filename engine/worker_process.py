@@ -8,10 +8,11 @@ session. Its life:
 2. connect (retrying with backoff while the broker is unreachable; exiting ``EXIT_AUTH`` or
    ``EXIT_TLS`` when the broker refuses the credentials or the TLS handshake fails), subscribe
    on every (re)connect;
-3. serve: paho's network thread hands each message to the asyncio loop of the main thread, which
-   runs the handler (plain functions inline, coroutines as tasks, at most ``worker_concurrency``
-   at once) and only then acknowledges it (``manual_ack``), so a message in hand when the process
-   dies is delivered again to the slot's session;
+3. serve: paho's network I/O runs on the asyncio loop of the main thread (paho's external-loop
+   interface), whose ``on_message`` runs the handler (plain functions inline, coroutines as
+   tasks, at most ``worker_concurrency`` at once: beyond that the socket is not read) and only
+   then acknowledges it (``manual_ack``), so a message in hand when the process dies is
+   delivered again to the slot's session;
 4. stop (SIGTERM, or the manager going away): stop taking QoS>0 messages (left unacknowledged,
    the broker redelivers them to this slot's session), finish what is in hand, acknowledge,
    disconnect keeping the session, exit 0;
@@ -58,6 +59,8 @@ from .topics import plan_subscriptions
 HEARTBEAT_INTERVAL = 0.5
 RECONNECT_MIN_DELAY = 0.5
 RECONNECT_MAX_DELAY = 4.0  # a broker that comes back is found again within seconds
+DISCONNECT_TIMEOUT = 2.0  # for the DISCONNECT (and acknowledgements before it) to be written
+KEEPALIVE_CHECK = 1.0  # paho's timers (PINGREQ, dead link) are run this often
 DRAIN_QUIET = 0.5  # retiring: this long without a message after UNSUBACK means the queue is empty
 MANAGER_GONE_GRACE = 3.0  # seconds to finish messages in hand when the manager has died
 MAX_LOG_BACKLOG = 1000  # log lines kept for the next heartbeat; beyond that they are counted, not sent
@@ -415,7 +418,7 @@ class Worker:
         else:
             self.subscriptions = plan_subscriptions((r.mqtt_topic, r.qos) for r in router.unshared_routes)
         self.client = self._make_client()
-        # Counters (written by the loop thread, except `received`, written by paho's thread).
+        # Counters (all written by the loop's thread, where paho runs too).
         self.received = 0
         self.handled = 0
         self.failed = 0
@@ -428,9 +431,14 @@ class Worker:
         # Messages taken from paho and not yet acknowledged, bounded by worker_concurrency.
         self._limit = self.settings.worker_concurrency
         self._pending = 0
-        self._room = threading.Condition()
-        self._inbox: deque[mqtt.MQTTMessage] = deque()
-        self._wakeup_pending = False
+        self._reading_paused = False  # worker_concurrency messages in hand: the broker holds the rest
+        self._inbox: deque[mqtt.MQTTMessage] = deque()  # read, not yet handled
+        self._inbox_scheduled = False
+        self._sock: Any = None  # paho's socket while it is open, and its descriptor: the loop
+        self._fd: int | None = None  # is given the number (a socket object costs a repr per miss)
+        self._loop_thread: int | None = None
+        self._reconnecting = False
+        self._reconnect_task: asyncio.Future[None] | None = None
         self._running: dict[int, float] = {}  # handler id -> start time (monotonic)
         self._next_id = 0
         self._tasks: set[asyncio.Task[None]] = set()
@@ -448,14 +456,16 @@ class Worker:
     def _make_client(self) -> mqtt.Client:
         s = self.settings
         client = new_client(s, self.spec.client_id, clean=False, manual_ack=True)
-        client.reconnect_delay_set(1, int(RECONNECT_MAX_DELAY))
         client.max_inflight_messages_set(max(20, s.worker_concurrency))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
         client.on_unsubscribe = self._on_unsubscribe
         client.on_message = self._on_message
-        client.on_connect_fail = self._on_connect_fail
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_socket_register_write
+        client.on_socket_unregister_write = self._on_socket_unregister_write
         client.connect_async(**connect_options(s, clean=False, session_expiry=s.session_expiry))
         return client
 
@@ -463,6 +473,7 @@ class Worker:
 
     async def run(self) -> int:
         self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         self._stop_requested = asyncio.Event()
         self._unsubscribed = asyncio.Event()
         # A plain signal handler, not the loop's: Python runs it between bytecodes even while a
@@ -471,10 +482,10 @@ class Worker:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C is the manager's to handle
         threading.Thread(target=self._read_commands, name="manager-commands", daemon=True).start()
         heartbeat = asyncio.create_task(self._heartbeat())
+        keepalive = asyncio.create_task(self._keepalive())
         self.link.send_now("hello", {"pid": os.getpid()})
         try:
             if await self._connect_first():
-                self.client.loop_start()
                 if not self._retiring:
                     await self._stop_requested.wait()
                 if self._retiring and not self._closing and self._fatal is None:
@@ -483,6 +494,7 @@ class Worker:
                     await self._stop_keeping_session()
         finally:
             heartbeat.cancel()
+            keepalive.cancel()
             self._send_heartbeat()
         if self._fatal is not None:
             raise self._fatal
@@ -512,28 +524,132 @@ class Worker:
 
     async def _connect_first(self) -> bool:
         """Open the first connection, retrying while the broker is unreachable."""
-        assert self._loop is not None and self._stop_requested is not None
+        assert self._stop_requested is not None
         delay = RECONNECT_MIN_DELAY
-        s = self.settings
         while not self._stop_requested.is_set():
-            try:
-                await self._loop.run_in_executor(None, self.client.reconnect)
-                return True
-            except (OSError, ValueError) as exc:
-                reason, fatal = _describe_connect_error(exc, s.broker, s.port)
-                if fatal:
-                    self._fail(_Fatal(EXIT_TLS, reason))
-                    return False
-                if reason != self.detail:
-                    log.warning("%s; retrying", reason)
-                self.detail = reason
-                self._send_heartbeat()
+            connected = await self._try_connect()
+            if connected is not None:
+                return connected
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop_requested.wait(), delay)
             delay = min(delay * 2, RECONNECT_MAX_DELAY)
         return False
 
-    # --- paho callbacks (paho's network thread) ------------------------------------------
+    async def _reconnect(self) -> None:
+        """Connect again after losing the connection, retrying with backoff until stopped."""
+        delay = RECONNECT_MIN_DELAY
+        try:
+            while not (self._closing or self._disconnected):
+                await asyncio.sleep(delay)
+                if self._closing or self._disconnected or await self._try_connect() is not None:
+                    return
+                delay = min(delay * 2, RECONNECT_MAX_DELAY)
+        finally:
+            self._reconnecting = False
+
+    async def _try_connect(self) -> bool | None:
+        """One attempt: True connected, False a fatal refusal (reported), None worth retrying."""
+        assert self._loop is not None
+        s = self.settings
+        try:
+            # Blocking (TCP connect, TLS handshake): in the executor. paho's socket callbacks,
+            # called from there, hand the socket to the loop.
+            await self._loop.run_in_executor(None, self.client.reconnect)
+            return True
+        except (OSError, ValueError) as exc:
+            reason, fatal = _describe_connect_error(exc, s.broker, s.port)
+            if fatal:
+                self._fail(_Fatal(EXIT_TLS, reason))
+                return False
+            if reason != self.detail:
+                log.warning("%s; retrying", reason)
+            self.detail = reason
+            self._send_heartbeat()
+            return None
+
+    # --- paho on the event loop ------------------------------------------------------------
+    # paho's I/O runs here, on the loop, through its external-loop interface (socket callbacks,
+    # loop_read/loop_write/loop_misc), not on a thread of its own: a message then reaches its
+    # handler, and its acknowledgement the socket, without changing threads. With paho's thread
+    # each message cost a self-pipe write to wake the loop, a socket-pair write to wake paho for
+    # the acknowledgement and two GIL hand-offs: half a bare paho subscriber's throughput
+    # (bench/throughput.py).
+
+    def _in_loop(self, func: Any, *args: Any) -> None:
+        """Run ``func`` now on the loop's thread; from another thread, soon, on the loop."""
+        if threading.get_ident() == self._loop_thread:
+            func(*args)
+        else:
+            self._from_thread(func, *args)
+
+    def _on_socket_open(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._watch_socket, sock)  # called by reconnect(), in the executor
+
+    def _on_socket_close(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._forget_socket, sock)
+
+    def _on_socket_register_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._watch_writes, sock)
+
+    def _on_socket_unregister_write(self, client: mqtt.Client, userdata: Any, sock: Any) -> None:
+        self._in_loop(self._forget_writes, sock)
+
+    def _watch_socket(self, sock: Any) -> None:
+        assert self._loop is not None
+        self._sock, self._fd = sock, sock.fileno()
+        if not self._reading_paused:
+            self._loop.add_reader(self._fd, self._read)
+
+    def _forget_socket(self, sock: Any) -> None:
+        # paho calls this before closing the socket. A socket that is not the current one was
+        # forgotten already.
+        assert self._loop is not None
+        if sock is self._sock and self._fd is not None:
+            self._loop.remove_reader(self._fd)
+            self._loop.remove_writer(self._fd)
+            self._sock = self._fd = None
+
+    def _watch_writes(self, sock: Any) -> None:
+        assert self._loop is not None
+        if sock is self._sock and self._fd is not None:
+            self._loop.add_writer(self._fd, self.client.loop_write)
+
+    def _forget_writes(self, sock: Any) -> None:
+        assert self._loop is not None
+        if sock is self._sock and self._fd is not None:
+            self._loop.remove_writer(self._fd)
+
+    def _read(self) -> None:
+        """Take what the socket holds (up to worker_concurrency messages), then let them run."""
+        client = self.client
+        while not self._reading_paused:
+            before = self.received
+            if client.loop_read() != mqtt.MQTT_ERR_SUCCESS:  # one packet; on_message queues it
+                return
+            if self.received == before:  # nothing read, or not a PUBLISH: back to the selector,
+                sock = client.socket()  # except for TLS bytes already decrypted, which it cannot see
+                if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                    return
+
+    def _pause_reading(self) -> None:
+        assert self._loop is not None
+        self._reading_paused = True
+        if self._fd is not None:
+            self._loop.remove_reader(self._fd)
+
+    def _resume_reading(self) -> None:
+        assert self._loop is not None
+        self._reading_paused = False
+        if self._fd is not None:
+            self._loop.add_reader(self._fd, self._read)
+
+    async def _keepalive(self) -> None:
+        """paho's timers: a PINGREQ when the link is quiet; a dead link closed (and reconnected)."""
+        while True:
+            await asyncio.sleep(KEEPALIVE_CHECK)
+            self.client.loop_misc()
+
+    # --- paho callbacks (on the loop's thread) --------------------------------------------
 
     def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
@@ -555,18 +671,18 @@ class Worker:
         client.subscribe(self.subscriptions)
         self._from_thread(self._send_heartbeat)
 
-    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
-        self.connected = False
-        self.subscribed = False
-        self.detail = f"cannot reach the broker at {self.settings.broker_address}; retrying"
-        self._from_thread(self._send_heartbeat)
-
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected = False
         self.subscribed = False
         if not self._closing and not self._retiring:
             self.detail = f"connection lost ({reason}); reconnecting"
             self._from_thread(self._send_heartbeat)
+        if not (self._closing or self._disconnected or self._reconnecting):
+            self._reconnecting = True
+            self._from_thread(self._start_reconnecting)
+
+    def _start_reconnecting(self) -> None:
+        self._reconnect_task = asyncio.ensure_future(self._reconnect())  # referenced: not collected
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, properties: Any) -> None:
         refused = [topic for (topic, _), reason in zip(self.subscriptions, reasons, strict=False) if reason.is_failure]
@@ -589,15 +705,14 @@ class Worker:
             # Stopping with the session kept: leave it unacknowledged; the broker delivers it
             # to this slot's session again when the slot restarts.
             return
-        with self._room:
-            while self._pending >= self._limit and not self._closing:
-                self._room.wait(0.5)
-            self._pending += 1
+        self._pending += 1
+        if self._pending >= self._limit:
+            self._pause_reading()
         self._inbox.append(message)
-        if not self._wakeup_pending:
-            self._wakeup_pending = True
+        if not self._inbox_scheduled:
+            self._inbox_scheduled = True
             assert self._loop is not None
-            self._loop.call_soon_threadsafe(self._take_inbox)
+            self._loop.call_soon(self._take_inbox)  # same thread: no wake-up needed
 
     def _from_thread(self, func: Any, *args: Any) -> None:
         if self._loop is not None:
@@ -607,7 +722,7 @@ class Worker:
     # --- handling (the loop thread) ------------------------------------------------------
 
     def _take_inbox(self) -> None:
-        self._wakeup_pending = False
+        self._inbox_scheduled = False
         inbox = self._inbox
         while inbox:
             self._handle(inbox.popleft())
@@ -688,9 +803,9 @@ class Worker:
         # Acknowledge only now: a worker that dies before this line gets the message again.
         if message.qos > 0:
             self.client.ack(message.mid, message.qos)
-        with self._room:
-            self._pending -= 1
-            self._room.notify()
+        self._pending -= 1
+        if self._reading_paused and self._pending < self._limit:
+            self._resume_reading()
 
     # --- stopping --------------------------------------------------------------------------
 
@@ -704,10 +819,8 @@ class Worker:
 
     async def _stop_keeping_session(self) -> None:
         self._closing = True
-        with self._room:
-            self._room.notify_all()
         await self._finish_in_hand()
-        self._disconnect(end_session=False)
+        await self._disconnect(end_session=False)
 
     async def _retire(self) -> None:
         """Unsubscribe, handle what the broker still sends for this session, end the session."""
@@ -724,14 +837,14 @@ class Worker:
             await self._finish_in_hand()
             before = self.received
             await asyncio.sleep(DRAIN_QUIET)
-            if self.received == before and self._pending == 0 and not self._inbox:
+            if self.received == before and self._pending == 0:
                 break
         if self._closing:
             return
         self._closing = True
-        self._disconnect(end_session=True)
+        await self._disconnect(end_session=True)
 
-    def _disconnect(self, end_session: bool) -> None:
+    async def _disconnect(self, end_session: bool) -> None:
         self._disconnected = True
         v5 = self.settings.protocol == "5"
         properties = None
@@ -739,7 +852,11 @@ class Worker:
             properties = Properties(PacketTypes.DISCONNECT)
             properties.SessionExpiryInterval = 0
         self.client.disconnect(properties=properties)
-        self.client.loop_stop()
+        # The loop writes the DISCONNECT (after any acknowledgement still queued) and paho closes
+        # the socket once it is out: wait for that, since the loop ends soon after we return.
+        deadline = time.monotonic() + DISCONNECT_TIMEOUT
+        while self.client.socket() is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
         if end_session and not v5:
             self._end_session_311()
 
