@@ -166,6 +166,21 @@ def test_serves_scales_reloads_and_stops_cleanly(broker, group_name, project, ru
     assert app.errors == [], app.errors
 
 
+def test_the_status_lines_show_a_broker_outage_while_it_lasts(make_broker, group_name, run):
+    server = make_broker(persistence=True)
+    app = run("--no-ui", "--routers", f"cmdroutes_{group_name}", "--broker", f"{server.host}:{server.port}",
+              "--group", group_name)
+    wait_until(lambda: app.saw("status: 1/1 workers live") and app.saw("connected"), what="serving")
+    server.kill()
+    wait_until(lambda: any("status:" in line and "unreachable" in line for line in app.lines),
+               what="a status line showing the outage")
+    shown = len(app.lines)
+    server.start()
+    wait_until(lambda: any("status:" in line and line.endswith("connected") for line in app.lines[shown:]),
+               what="a status line showing the broker back")
+    assert app.stop(signal.SIGTERM) == 0
+
+
 def test_sigint_stops_gracefully_with_json_lines(broker, group_name, run):
     app = run("--no-ui", "--routers", f"cmdroutes_{group_name}", "--broker", f"{broker.host}:{broker.port}",
               "--group", group_name, "--log-format", "json")

@@ -159,6 +159,21 @@ def test_killed_worker_is_restarted_in_its_slot(broker, group_name, start):
     assert "exited" in kinds and "restarted" in kinds
 
 
+def test_restart_worker_replaces_one_worker_gracefully(broker, group_name, start, tmp_path):
+    manager = start(one_route_router(worker_count=2), broker, group_name)
+    before = {w.slot: w.pid for w in manager.snapshot().workers}
+    manager.restart_worker("jobs/{name}#0")
+    restarted = wait_until(
+        lambda: (w := worker(manager, "jobs/{name}#0")).state is SlotState.RUNNING and w.pid != before[w.slot] and w,
+        what="slot #0 running a new process",
+    )
+    assert restarted.last_exit == "0", "it stopped gracefully"
+    assert restarted.restarts == 1
+    assert worker(manager, "jobs/{name}#1").pid == before["jobs/{name}#1"], "the other worker was left alone"
+    with pytest.raises(ValueError, match="no worker slot 'nope'"):
+        manager.restart_worker("nope")
+
+
 @pytest.mark.parametrize("protocol", ["3.1.1", "5"])
 def test_worker_killed_mid_message_gets_the_message_again(broker, group_name, start, tmp_path, protocol):
     manager = start(one_route_router(qos=1), broker, group_name, protocol=protocol)
