@@ -1,0 +1,84 @@
+"""Handlers shared by the worker and the bare-paho baseline, so both run exactly the same code.
+
+They live at module level in an importable module because worker processes receive their
+routes by pickle, i.e. by reference to ``bench.handlers.<name>``. The module imports nothing
+heavy (no asyncio, no engine) so that the bare baseline does not pay for imports it would not
+need. Every handler takes ``payload`` and ``client`` as keywords, as the router calls them.
+
+Timing is taken inside the handler, in the measured process, because the manager's counters
+only travel with heartbeats (every 0.5 s) and would blur a burst of a second or two.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+class _Run:
+    """Per-process state of the current burst; a new ``r`` in the payload starts a new one."""
+
+    run: object = None
+    count = 0
+    total = 0
+    first = 0.0
+
+
+_state = _Run()
+_files: dict[str, int] = {}  # output path -> fd, opened once per process (a syscall per message at most)
+
+
+def count(payload: Any, client: Any = None) -> None:
+    """The trivial handler: add the message's ``i`` to a counter.
+
+    On the burst's last message (the ``n``-th of run ``r``) it writes ``<first start> <last end>
+    <count>`` to ``out``, atomically, so the benchmark sees either nothing or the whole line.
+    """
+    now = time.time()
+    state = _state
+    if payload["r"] != state.run:
+        state.run, state.count, state.total, state.first = payload["r"], 0, 0, now
+    state.count += 1
+    state.total += payload["i"]
+    if state.count == payload["n"]:
+        _write_atomically(payload["out"], f"{state.first} {time.time()} {state.count}\n")
+
+
+async def count_async(payload: Any, client: Any = None) -> None:
+    """``count`` as a coroutine: the worker runs it as an asyncio task."""
+    count(payload, client)
+
+
+def work(payload: Any, client: Any = None) -> None:
+    """CPU-bound: ``k`` iterations of pure Python, then ``<start> <end>`` appended to ``out/<pid>``."""
+    start = time.time()
+    burn(payload["k"])
+    _append(os.path.join(payload["out"], str(os.getpid())), f"{start} {time.time()}\n")
+
+
+def latency(payload: Any, client: Any = None) -> None:
+    """Append this message's end-to-end latency in ns (now minus the publisher's ``t``) to ``out``."""
+    _append(payload["out"], f"{time.time_ns() - payload['t']}\n")
+
+
+def burn(iterations: int) -> int:
+    """Pure-Python work that holds the GIL, as a busy handler does."""
+    acc = 0
+    for i in range(iterations):
+        acc = (acc + i * i) % 1_000_003
+    return acc
+
+
+def _append(path: str, line: str) -> None:
+    fd = _files.get(path)
+    if fd is None:
+        fd = _files[path] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.write(fd, line.encode())
+
+
+def _write_atomically(path: str, text: str) -> None:
+    temporary = f"{path}.{os.getpid()}.tmp"
+    with open(temporary, "w") as stream:
+        stream.write(text)
+    os.replace(temporary, path)
