@@ -205,6 +205,7 @@ def run_ui(manager: WorkerManager, args: argparse.Namespace) -> int:
         start=False,  # main() started the workers, so that a conflict is an error before the screen opens
         theme=os.environ.get("TEXTUAL_THEME"),  # the user's choice wins over our default
         handle_signals=True,
+        freeze_gc=True,
     )
     app.run()
     return app.return_code or EXIT_OK

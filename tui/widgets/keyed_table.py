@@ -3,18 +3,27 @@
 Every refresh hands the table the engine's current items. The table removes rows whose key is
 gone, updates only the cells whose text or style changed, adds new rows, re-sorts, and puts the
 cursor back on the row it was on. It never clears and refills: that would lose the cursor and
-the scroll position, and repaint everything once a second.
+the scroll position, and repaint everything once a second. It repaints only the rows that
+changed (PlainTable draws them), and sizes its columns from the widths of the texts it holds
+(counted as they change) rather than having DataTable measure a column through Rich again
+whenever one of its cells changes length.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey, RowKey
+
+from .plain_table import PlainTable, text_width
 
 Item = TypeVar("Item")
 
@@ -42,7 +51,7 @@ class ColumnSpec(Generic[Item]):
     style: Callable[[Item], str | None] | None = None
 
 
-class KeyedTable(DataTable[Text], Generic[Item]):
+class KeyedTable(PlainTable, Generic[Item]):
     """Rows keyed by :meth:`key_of`; columns from :meth:`column_specs`; sorted by one column.
 
     Sorting by the key column means "the engine's order" (slot order, route registration
@@ -54,11 +63,19 @@ class KeyedTable(DataTable[Text], Generic[Item]):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row")
         self._items: dict[str, Item] = {}  # in the engine's order
-        self._shown: dict[str, tuple[tuple[str, Any, str], ...]] = {}  # what each row displays now
+        # What each row displays now: the text and the resolved style of each cell.
+        self._shown: dict[str, tuple[tuple[str, ...], tuple[Style, ...]]] = {}
         self.specs: tuple[ColumnSpec[Item], ...] = tuple(self.column_specs())
+        self._text_functions = [spec.text for spec in self.specs]
+        self._column_keys = [ColumnKey(spec.key) for spec in self.specs]
+        self._row_key_objects: dict[str, RowKey] = {}  # the RowKey of each row, as DataTable made it
+        self._widths: list[Counter[int]] = [Counter() for _ in self.specs]  # per column: text width -> rows
+        self._styled_columns = [index for index, spec in enumerate(self.specs) if spec.style]  # own component class
         self._specs_by_key = {spec.key: spec for spec in self.specs}
         self.sort_column = self.KEY_COLUMN
         self.sort_reverse = False
+        self._styles: dict[str | None, Style] = {}  # component class -> resolved style, until restyled
+        self._looks: dict[tuple[str | None, ...], tuple[Style, ...]] = {}  # see _styles_of()
 
     # --- what subclasses define -----------------------------------------------------------------
 
@@ -104,49 +121,106 @@ class KeyedTable(DataTable[Text], Generic[Item]):
 
     def _ensure_columns(self) -> None:
         if not self.columns:
-            for spec in self.specs:
+            # DataTable's own key objects: a dict finds its own key by identity, without __eq__.
+            self._column_keys = [
                 self.add_column(Text(spec.label, justify=spec.justify), key=spec.key)  # type: ignore[arg-type]
+                for spec in self.specs
+            ]
 
     def show(self, items: Sequence[Item]) -> None:
         """Make the rows match ``items``: remove, update, add, sort; keep the cursor's row."""
         self._ensure_columns()
         selected = self.selected_key
         fresh = {self.key_of(item): item for item in items}
+        reshaped = False  # rows came or went
         for gone in [key for key in self._items if key not in fresh]:
             self.remove_row(gone)
-            del self._shown[gone]
+            self._count_widths(self._shown.pop(gone)[0], -1)
+            del self._row_key_objects[gone]
+            reshaped = True
+        changed: list[RowKey] = []
+        remeasure: set[int] = set()  # columns where a text changed width
+        widths = self._widths
         for key, item in fresh.items():
-            cells = self._cells(item)
+            texts, styles = shown = self._texts_of(item), self._styles_of(item)
             old = self._shown.get(key)
             if old is None:
-                self.add_row(*(self._render(key, spec, cell) for spec, cell in zip(self.specs, cells, strict=True)),
-                             key=key)
-            elif old != cells:
-                for spec, cell, old_cell in zip(self.specs, cells, old, strict=True):
-                    if cell != old_cell:
-                        resized = len(cell[0]) != len(old_cell[0])  # let an auto-width column grow
-                        self.update_cell(key, spec.key, self._render(key, spec, cell), update_width=resized)
-            self._shown[key] = cells
+                self._row_key_objects[key] = self.add_row(
+                    *map(self._render, itertools.repeat(key), self.specs, texts, styles), key=key
+                )
+                self._count_widths(texts, +1)
+                reshaped = True
+            elif old != shown:
+                row_key = self._row_key_objects[key]
+                cells = {}
+                for index, (text, style, old_text, old_style) in enumerate(zip(texts, styles, *old, strict=True)):
+                    if text != old_text or style is not old_style:
+                        cells[self._column_keys[index]] = self._render(key, self.specs[index], text, style)
+                        width, old_width = text_width(text), text_width(old_text)
+                        if width != old_width:
+                            counts = widths[index]
+                            counts[width] += 1
+                            counts[old_width] -= 1
+                            if not counts[old_width]:
+                                del counts[old_width]
+                            remeasure.add(index)
+                self.set_row_cells(row_key, cells)
+                changed.append(row_key)
+            self._shown[key] = shown
         self._items = fresh
-        self._apply_sort()
+        resized = self._fit_columns(range(len(self.specs)) if reshaped else remeasure)
+        reordered = self._apply_sort()
+        if reshaped or resized or reordered:
+            self.refresh()
+        elif changed:
+            self.repaint_rows(changed)
         self._restore_cursor(selected)
 
-    def _cells(self, item: Item) -> tuple[tuple[str, Any, str], ...]:
-        """(text, resolved style, justify) per column: compared to decide which cells changed.
+    def _texts_of(self, item: Item) -> tuple[str, ...]:
+        return tuple([text(item) for text in self._text_functions])
 
-        The style is resolved from the theme here, so a theme change restyles the cells too.
+    def _styles_of(self, item: Item) -> tuple[Style, ...]:
+        """The resolved style of each of the item's cells: one tuple for each way a row can look.
+
+        The styles are resolved from the theme, so a theme change restyles the cells too. The
+        same objects come back from one show() to the next (until the styles change), so that
+        comparing a row with what it shows is mostly identity checks.
         """
         row_class = self.row_style(item)
-        cells = []
-        for column in self.specs:
-            style_class = (column.style(item) if column.style else None) or row_class
-            style = self.get_component_rich_style(style_class, partial=True) if style_class else Style()
-            cells.append((column.text(item), style, column.justify))
-        return tuple(cells)
+        look = (row_class, *(self.specs[index].style(item) for index in self._styled_columns))  # type: ignore[misc]
+        styles = self._looks.get(look)
+        if styles is None:
+            own = dict(zip(self._styled_columns, look[1:], strict=True))
+            styles = tuple(self._style_of(own.get(index) or row_class) for index in range(len(self.specs)))
+            self._looks[look] = styles
+        return styles
 
-    def _render(self, key: str, spec: ColumnSpec[Item], cell: tuple[str, Any, str]) -> Text:
-        text, style, justify = cell
-        options: dict[str, Any] = {"style": style, "justify": justify, "no_wrap": True, "end": ""}
+    def _style_of(self, style_class: str | None) -> Style:
+        style = self._styles.get(style_class)
+        if style is None:
+            style = self.get_component_rich_style(style_class, partial=True) if style_class else Style()
+            self._styles[style_class] = style
+        return style
+
+    def _count_widths(self, texts: Sequence[str], change: int) -> None:
+        for counts, text in zip(self._widths, texts, strict=True):
+            width = text_width(text)
+            counts[width] += change
+            if not counts[width]:
+                del counts[width]
+
+    def _fit_columns(self, indices: Iterable[int]) -> bool:
+        """Size these columns to their widest text (or label): grow for a longer text, shrink back.
+
+        Returns whether a column changed width.
+        """
+        return self.set_content_widths({
+            self._column_keys[index]: max([cell_len(self.specs[index].label), *self._widths[index]])
+            for index in indices
+        })
+
+    def _render(self, key: str, spec: ColumnSpec[Item], text: str, style: Style) -> Text:
+        options: dict[str, Any] = {"style": style, "justify": spec.justify, "no_wrap": True, "end": ""}
         if spec.key == self.KEY_COLUMN:
             return KeyText(text, key, **options)
         return Text(text, **options)
@@ -161,8 +235,19 @@ class KeyedTable(DataTable[Text], Generic[Item]):
         # The theme (or a pseudo-class such as :focus) changed: component styles may resolve to
         # other colours now, so let the next show() see the cells as changed.
         super().notify_style_update()
+        self._styles.clear()
+        self._looks.clear()
         if self._items:
             self.call_later(self._restyle)
+
+    def clear(self, columns: bool = False) -> Self:
+        # Forget the rows here too: the next show() adds them all again.
+        self._items.clear()
+        self._shown.clear()
+        self._row_key_objects.clear()
+        for counts in self._widths:
+            counts.clear()
+        return super().clear(columns)
 
     def _restyle(self) -> None:
         if self.is_mounted:
@@ -207,14 +292,16 @@ class KeyedTable(DataTable[Text], Generic[Item]):
         missing = [pair for pair in known if pair[1] is None]
         return [key for key, _ in present + missing]
 
-    def _apply_sort(self) -> None:
+    def _apply_sort(self) -> bool:
+        """Put the rows in the sort order; returns whether they moved."""
         ordered = self._ordered_keys()
         if ordered == self.row_keys:
-            return
+            return False
         position = {key: index for index, key in enumerate(ordered)}
         # DataTable.sort hands the key function the cell values only, not the row key; the key
         # column's cells are KeyTexts that carry it.
         self.sort(self.KEY_COLUMN, key=lambda cell: position[cell.row_key])
+        return True
 
     def _show_sort(self) -> None:
         label = self._specs_by_key[self.sort_column].label if self.sort_column else ""
