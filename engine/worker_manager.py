@@ -63,7 +63,9 @@ MAIN_SLOT = "main"
 MAIN_ROUTE_LABEL = "(non-shared routes)"
 TICK = 0.25  # longest the supervisor sleeps without looking around
 STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat
-CHECK_EVERY = 0.1  # hang checks, restarts due and snapshot rebuilds, at most this often
+SILENCE_MIN = 3 * worker_process.HEARTBEAT_INTERVAL  # shortest silence that counts as a hang
+CHECK_EVERY = 0.1  # hang checks and restarts due, at most this often
+SNAPSHOT_EVERY = 0.5  # snapshot rebuilds for new counters; a state change rebuilds at once
 SAMPLE_EVERY = 1.0  # psutil sampling and message rates
 EVENTS_KEPT = 2000
 _GROUP_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -108,6 +110,7 @@ class _Slot:
     fatal_reason: str | None = None
     ps: psutil.Process | None = None
     cpu: float | None = None
+    cpu_mark: tuple[float, float] | None = None  # (monotonic time, CPU seconds) at the last sample
     rss: int | None = None
     rate: float = 0.0
     rate_mark: tuple[float, int] | None = None
@@ -301,7 +304,10 @@ class WorkerManager:
         done.result(timeout=timeout)
 
     def snapshot(self) -> ManagerSnapshot:
-        """The latest immutable picture of every slot and route (refreshed several times a second)."""
+        """The latest immutable picture of every slot and route.
+
+        Rebuilt at once when a worker changes state, and twice a second for the counters.
+        """
         return self._snapshot
 
     def events_since(self, seq: int) -> list[EngineEvent]:
@@ -709,9 +715,9 @@ class WorkerManager:
         slot.message_limit = s.max_messages + (random.randint(0, s.max_messages_jitter) if s.max_messages else 0)
         try:
             slot.ps = psutil.Process(process.pid)
-            slot.ps.cpu_percent(None)  # primes the counter; later calls measure since this one
         except psutil.Error:
             slot.ps = None
+        slot.cpu_mark = (now, 0.0)  # a process just started has used no CPU to speak of
         self._set_state(slot, SlotState.DRAINING if slot.retiring else SlotState.STARTING)
         if not slot.retiring:
             self._ledger.keep(slot.client_id, slot.pool.key, slot.index)
@@ -797,7 +803,7 @@ class WorkerManager:
                 self._advance_rollout()
             if now - self._last_sample >= SAMPLE_EVERY:
                 self._sample(now)
-            if self._changed or now - self._last_build >= CHECK_EVERY:
+            if self._changed or now - self._last_build >= SNAPSHOT_EVERY:
                 self._publish_snapshot()
             self._resolve_stop_waiters()
             if self._closing and not any(s.alive for p in self._pools.values() for s in p.slots):
@@ -835,10 +841,11 @@ class WorkerManager:
         conn = slot.conn
         if conn is None:
             return
+        # One message per wake-up: the selector is level-triggered, so it wakes us again at once
+        # for the next. (Connection.poll() builds a selector on each call: costly at 64 workers.)
         try:
-            while conn.poll():
-                kind, body = conn.recv()
-                self._on_worker_message(slot, kind, body)
+            kind, body = conn.recv()
+            self._on_worker_message(slot, kind, body)
         except (EOFError, OSError):
             pass  # the process is exiting; its sentinel tells us when it is gone
 
@@ -972,8 +979,9 @@ class WorkerManager:
                     continue
                 silent = now - slot.last_heartbeat
                 # Until its first heartbeat a worker is still importing its routes, which on a
-                # loaded machine may take longer than a short hang timeout allows.
-                allowed = limit if slot.stats else max(limit, STARTUP_GRACE)
+                # loaded machine may take longer than a short hang timeout allows. After that,
+                # silence counts as a hang only once a few heartbeats in a row are missing.
+                allowed = max(limit, SILENCE_MIN) if slot.stats else max(limit, STARTUP_GRACE)
                 if silent > allowed:
                     self._kill(slot, f"hung: no heartbeat for {silent:.0f} s")
                     continue
@@ -1011,10 +1019,16 @@ class WorkerManager:
                     continue
                 try:
                     with slot.ps.oneshot():
-                        slot.cpu = slot.ps.cpu_percent(None)
+                        times = slot.ps.cpu_times()
                         slot.rss = slot.ps.memory_info().rss
                 except psutil.Error:
                     continue
+                # % of one core since the last sample. (Process.cpu_percent() would do, but it
+                # asks for the number of CPUs on every call: a good part of a sample's cost.)
+                busy = times.user + times.system
+                if slot.cpu_mark is not None and now > slot.cpu_mark[0]:
+                    slot.cpu = max(0.0, 100.0 * (busy - slot.cpu_mark[1]) / (now - slot.cpu_mark[0]))
+                slot.cpu_mark = (now, busy)
                 done = int(slot.stats.get("handled", 0)) + int(slot.stats.get("failed", 0))
                 if slot.rate_mark is not None and elapsed:
                     mark_time, mark_done = slot.rate_mark

@@ -19,7 +19,7 @@ session. Its life:
    or retire (the manager's "retire" command, or started in drain mode): unsubscribe, handle
    everything the broker still sends, then end the session so nothing is queued for it any more.
 
-Every half second the worker sends the manager a heartbeat with its counters and its log lines;
+Every second the worker sends the manager a heartbeat with its counters and its log lines;
 the manager decides whether it is hung.
 """
 
@@ -56,7 +56,7 @@ from .settings import Settings
 from .snapshot import EXIT_AUTH, EXIT_CONFIG, EXIT_CRASH, EXIT_OK, EXIT_ROUTES, EXIT_TLS
 from .topics import plan_subscriptions
 
-HEARTBEAT_INTERVAL = 0.5
+HEARTBEAT_INTERVAL = 1.0
 RECONNECT_MIN_DELAY = 0.5
 RECONNECT_MAX_DELAY = 4.0  # a broker that comes back is found again within seconds
 DISCONNECT_TIMEOUT = 2.0  # for the DISCONNECT (and acknowledgements before it) to be written
