@@ -20,12 +20,22 @@ from textual.geometry import Region
 from textual.widget import Widget
 from textual.widgets import DataTable
 
-from engine.snapshot import SlotState
+from engine.snapshot import ManagerSnapshot, SlotState, WorkerInfo
 from tui.widgets.keyed_table import KeyedTable
 
 from .fixtures import HUMIDITY, FakeManager, failing_snapshot, healthy_snapshot, make_app
 from .helpers import settle, wait_until
 from .render_harness import LiveManager, measure
+
+
+def worker_of(snapshot: ManagerSnapshot, slot: str) -> WorkerInfo:
+    return next(w for w in snapshot.workers if w.slot == slot)
+
+
+def with_worker_changed(snapshot: ManagerSnapshot, slot: str, **changes: object) -> ManagerSnapshot:
+    """The snapshot with one worker's fields changed."""
+    workers = tuple(dataclasses.replace(w, **changes) if w.slot == slot else w for w in snapshot.workers)
+    return dataclasses.replace(snapshot, workers=workers)
 
 
 class TestGarbageCollection:
@@ -62,15 +72,11 @@ class TestRefreshCost:
         async with app.run_test(size=(160, 48)) as pilot:
             await settle(pilot)
             table = app.workers_table
-            snapshot = healthy_snapshot()
-            busier = tuple(
-                dataclasses.replace(w, handled=w.handled + 1) if w.slot == f"{HUMIDITY}#0" else w
-                for w in snapshot.workers
-            )
-            manager.show(dataclasses.replace(snapshot, workers=busier))
+            snapshot, slot = healthy_snapshot(), f"{HUMIDITY}#0"
+            manager.show(with_worker_changed(snapshot, slot, handled=worker_of(snapshot, slot).handled + 1))
             table._repaint_regions.clear()
             await app.refresh_dashboard()
-            row = table.get_row_index(f"{HUMIDITY}#0")
+            row = table.get_row_index(slot)
             top = table.header_height + table.content_offset.y
             assert [(region.y, region.height) for region in table._repaint_regions] == [(top + row, 1)]
 
@@ -137,11 +143,7 @@ class TestKeyedTableLines:
             await settle(pilot)
             table = app.workers_table
             before = drawn_lines(table)
-            dead = tuple(
-                dataclasses.replace(w, state=SlotState.BACKOFF, pid=None) if w.slot == f"{HUMIDITY}#0" else w
-                for w in healthy_snapshot().workers
-            )
-            manager.show(dataclasses.replace(healthy_snapshot(), workers=dead))
+            manager.show(with_worker_changed(healthy_snapshot(), f"{HUMIDITY}#0", state=SlotState.BACKOFF, pid=None))
             await app.refresh_dashboard()
             await pilot.pause()
             after = drawn_lines(table)
