@@ -837,15 +837,21 @@ class WorkerManager:
                 future.set_result(result)
             self._publish_snapshot()
 
-    def _read_messages(self, slot: _Slot) -> None:
+    def _read_messages(self, slot: _Slot, *, to_the_end: bool = False) -> None:
+        """Read one message from a live worker, or with ``to_the_end`` all a dead one left.
+
+        One per wake-up: the selector is level-triggered, so it wakes us again at once for the
+        next. (Connection.poll() builds a selector on each call: costly with 64 workers.)
+        """
         conn = slot.conn
         if conn is None:
             return
-        # One message per wake-up: the selector is level-triggered, so it wakes us again at once
-        # for the next. (Connection.poll() builds a selector on each call: costly at 64 workers.)
         try:
-            kind, body = conn.recv()
-            self._on_worker_message(slot, kind, body)
+            if not to_the_end:
+                self._on_worker_message(slot, *conn.recv())
+                return
+            while conn.poll():  # poll first: a child of the dead worker may hold its end open
+                self._on_worker_message(slot, *conn.recv())
         except (EOFError, OSError):
             pass  # the process is exiting; its sentinel tells us when it is gone
 
@@ -885,7 +891,7 @@ class WorkerManager:
         exitcode = process.poll()
         if exitcode is None:
             return  # still running (polled), or the pidfd fired a moment before waitpid sees it
-        self._read_messages(slot)  # its last log lines
+        self._read_messages(slot, to_the_end=True)  # its last counts, log lines, fatal reason
         early_errors = _read_stderr(process)
         if early_errors and exitcode != 0 and slot.fatal_reason is None:
             slot.fatal_reason = early_errors.splitlines()[-1][:300]
