@@ -6,7 +6,7 @@ heavy (no asyncio, no engine) so that the bare baseline does not pay for imports
 need. Every handler takes ``payload`` and ``client`` as keywords, as the router calls them.
 
 Timing is taken inside the handler, in the measured process, because the manager's counters
-only travel with heartbeats (every 0.5 s) and would blur a burst of a second or two.
+only travel with heartbeats (every second) and would blur a burst of a second or two.
 """
 
 from __future__ import annotations

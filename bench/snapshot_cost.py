@@ -8,7 +8,7 @@ the supervisor spends keeping snapshots fresh while 64 idle workers send heartbe
   shows how the cost grows with the number of workers.
 - Supervisor load: CPU time of the supervisor thread (psutil, by its native thread id) and the
   number of snapshot builds (counted by wrapping the bound method) over a window in which 64
-  idle workers send their 2 heartbeats a second; baseline: the same with 1 idle worker.
+  idle workers send their heartbeat every second; baseline: the same with 1 idle worker.
 """
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ VARIABLES: tuple[_Variable, ...] = (
     ),
     _Variable(
         "WORKER_HANG_TIMEOUT", "hang_timeout", "60", _float_range(0.5, 86400),
-        "A worker silent this long, or with one message in hand this long, is hung: killed and restarted",
+        "A worker silent this long (3 s at least) or holding one message this long is hung: killed and restarted",
     ),
     _Variable(
         "WORKER_RESTART_BACKOFF", "restart_backoff", "0.5", _float_range(0, 3600),

@@ -64,6 +64,7 @@ MAIN_ROUTE_LABEL = "(non-shared routes)"
 TICK = 0.25  # longest the supervisor sleeps without looking around
 STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat
 SILENCE_MIN = 3 * worker_process.HEARTBEAT_INTERVAL  # shortest silence that counts as a hang
+RATE_WINDOW_MIN = 0.8 * worker_process.HEARTBEAT_INTERVAL  # shortest window a message rate is measured over
 CHECK_EVERY = 0.1  # hang checks and restarts due, at most this often
 SNAPSHOT_EVERY = 0.5  # snapshot rebuilds for new counters; a state change rebuilds at once
 SAMPLE_EVERY = 1.0  # psutil sampling and message rates
@@ -113,7 +114,8 @@ class _Slot:
     cpu_mark: tuple[float, float] | None = None  # (monotonic time, CPU seconds) at the last sample
     rss: int | None = None
     rate: float = 0.0
-    rate_mark: tuple[float, int] | None = None
+    route_rates: dict[str, float] = field(default_factory=dict)  # topic -> this worker's msg/s
+    rate_mark: tuple[float, int, dict[str, tuple[int, int]]] | None = None  # see _measure_rates
     message_limit: int = 0
 
     @property
@@ -197,8 +199,6 @@ class WorkerManager:
         self._stopping_any = False
         self._rollout: tuple[list[Callable[[], bool]], Future[None]] | None = None
         self._route_totals: dict[str, list[int]] = {}  # route pattern -> [handled, failed], cumulative
-        self._route_rates: dict[str, float] = {}
-        self._route_marks: dict[str, int] = {}
         self._events: deque[EngineEvent] = deque(maxlen=EVENTS_KEPT)
         self._events_lock = threading.Lock()
         self._event_seq = 0
@@ -711,7 +711,7 @@ class WorkerManager:
         slot.kill_reason = slot.fatal_reason = None
         slot.detail = "draining" if slot.retiring else "starting"
         slot.cpu = slot.rss = None
-        slot.rate, slot.rate_mark = 0.0, None
+        slot.rate, slot.route_rates, slot.rate_mark = 0.0, {}, None
         slot.message_limit = s.max_messages + (random.randint(0, s.max_messages_jitter) if s.max_messages else 0)
         try:
             slot.ps = psutil.Process(process.pid)
@@ -868,6 +868,7 @@ class WorkerManager:
             )
         if kind == "stats":
             self._count_route_totals(slot.stats.get("by_route", {}), body.get("by_route", {}))
+            self._measure_rates(slot, body, slot.last_heartbeat)
             slot.stats = body
             slot.detail = body.get("detail", "")
             if body.get("subscribed") and slot.state is SlotState.STARTING:
@@ -876,6 +877,29 @@ class WorkerManager:
         elif kind == "fatal":
             slot.fatal_reason = body["reason"]
             slot.detail = body["reason"]
+
+    @staticmethod
+    def _measure_rates(slot: _Slot, stats: dict[str, Any], now: float) -> None:
+        """The worker's message rates, overall and per route, from one heartbeat to the next.
+
+        Measured between heartbeats rather than between samples: with both once a second, a
+        sample's window would hold none or two heartbeats' worth of counts and the rates would
+        flicker between 0 and double. A heartbeat sent early (on subscribing, say) does not
+        close a window.
+        """
+        done = int(stats.get("handled", 0)) + int(stats.get("failed", 0))
+        by_route = stats.get("by_route", {})
+        mark = slot.rate_mark
+        if mark is not None:
+            elapsed = now - mark[0]
+            if elapsed < RATE_WINDOW_MIN:
+                return
+            slot.rate = max(0.0, (done - mark[1]) / elapsed)
+            slot.route_rates = {
+                topic: max(0.0, (handled + failed - sum(mark[2].get(topic, (0, 0)))) / elapsed)
+                for topic, (handled, failed) in by_route.items()
+            }
+        slot.rate_mark = (now, done, by_route)
 
     def _count_route_totals(self, before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> None:
         """Add a worker's new counts to the per-route totals, which outlive worker restarts."""
@@ -908,7 +932,7 @@ class WorkerManager:
         slot.process = slot.conn = None
         slot.ps = None
         slot.cpu = slot.rss = None
-        slot.rate = 0.0
+        slot.rate, slot.route_rates, slot.rate_mark = 0.0, {}, None
         slot.last_exitcode = exitcode
         self._exitcodes[slot.key] = exitcode
         described = describe_exit(exitcode) or "?"
@@ -1012,15 +1036,12 @@ class WorkerManager:
                     self._spawn(slot, restarted=True)
 
     def _sample(self, now: float) -> None:
-        elapsed = now - self._last_sample if self._last_sample else None
         self._last_sample = now
         s = self.settings
-        for topic, (handled, failed) in self._route_totals.items():
-            if elapsed:
-                self._route_rates[topic] = max(0.0, (handled + failed - self._route_marks.get(topic, 0)) / elapsed)
-            self._route_marks[topic] = handled + failed
         for pool in self._pools.values():
             for slot in pool.slots:
+                if slot.rate_mark is not None and now - slot.rate_mark[0] > SILENCE_MIN:
+                    slot.rate, slot.route_rates = 0.0, {}  # no news (hung, or stopped): not busy
                 if slot.ps is None:
                     continue
                 try:
@@ -1029,17 +1050,14 @@ class WorkerManager:
                         slot.rss = slot.ps.memory_info().rss
                 except psutil.Error:
                     continue
+                measured_at = time.monotonic()  # not `now`: a spawn since then may have taken a while
                 # % of one core since the last sample. (Process.cpu_percent() would do, but it
                 # asks for the number of CPUs on every call: a good part of a sample's cost.)
                 busy = times.user + times.system
-                if slot.cpu_mark is not None and now > slot.cpu_mark[0]:
-                    slot.cpu = max(0.0, 100.0 * (busy - slot.cpu_mark[1]) / (now - slot.cpu_mark[0]))
-                slot.cpu_mark = (now, busy)
+                if slot.cpu_mark is not None and measured_at > slot.cpu_mark[0]:
+                    slot.cpu = max(0.0, 100.0 * (busy - slot.cpu_mark[1]) / (measured_at - slot.cpu_mark[0]))
+                slot.cpu_mark = (measured_at, busy)
                 done = int(slot.stats.get("handled", 0)) + int(slot.stats.get("failed", 0))
-                if slot.rate_mark is not None and elapsed:
-                    mark_time, mark_done = slot.rate_mark
-                    slot.rate = max(0.0, (done - mark_done) / (now - mark_time))
-                slot.rate_mark = (now, done)
                 if slot.state is not SlotState.RUNNING or slot.restart_after_stop:
                     continue
                 if s.max_memory_mb and slot.rss > s.max_memory_mb * 1024 * 1024:
@@ -1079,6 +1097,11 @@ class WorkerManager:
         pools = getattr(self, "_pools", {})
         workers: list[WorkerInfo] = []
         routes: list[RouteInfo] = []
+        route_rates: dict[str, float] = {}
+        for pool in pools.values():
+            for slot in pool.slots:
+                for topic, rate in slot.route_rates.items():
+                    route_rates[topic] = route_rates.get(topic, 0.0) + rate
         for pool in pools.values():
             live = 0
             for slot in pool.slots:
@@ -1120,7 +1143,7 @@ class WorkerManager:
                         route.shared,
                         pool.desired,
                         live,
-                        self._route_rates.get(route.topic, 0.0),
+                        route_rates.get(route.topic, 0.0),
                         handled,
                         failed,
                     )

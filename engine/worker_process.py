@@ -63,7 +63,7 @@ DISCONNECT_TIMEOUT = 2.0  # for the DISCONNECT (and acknowledgements before it) 
 KEEPALIVE_CHECK = 1.0  # paho's timers (PINGREQ, dead link) are run this often
 DRAIN_QUIET = 0.5  # retiring: this long without a message after UNSUBACK means the queue is empty
 MANAGER_GONE_GRACE = 3.0  # seconds to finish messages in hand when the manager has died
-MAX_LOG_BACKLOG = 1000  # log lines kept for the next heartbeat; beyond that they are counted, not sent
+MAX_LOG_BACKLOG = 2000  # log lines kept for the next heartbeat (1 s); beyond that, counted, not sent
 
 log = logging.getLogger("routemq.worker")
 
@@ -89,6 +89,7 @@ def _run_from_command_line() -> None:
     """
     args = sys.argv[1:]
     fd = int(args[args.index("--fd") + 1])
+    os.set_inheritable(fd, False)  # a program a handler starts must not hold the manager's socket open
     conn = Connection(fd)
     spec, sys_path = conn.recv()
     sys.path[:] = sys_path  # the manager's import path, so its router modules import here too

@@ -1,0 +1,49 @@
+"""Message rates are measured from one heartbeat to the next, so they do not flicker.
+
+Heartbeats and samples both come once a second; a rate taken between samples would see the
+counts of none or of two heartbeats in a window and swing between 0 and double.
+"""
+
+from __future__ import annotations
+
+from engine.worker_manager import RATE_WINDOW_MIN, WorkerManager, _Slot
+
+
+def heartbeat(slot: _Slot, at: float, handled: int, failed: int = 0, route: str = "jobs/{name}") -> None:
+    stats = {"handled": handled, "failed": failed, "by_route": {route: (handled, failed)}}
+    WorkerManager._measure_rates(slot, stats, at)
+
+
+def new_slot() -> _Slot:
+    return _Slot(key="jobs/{name}#0", pool=None, index=0, client_id="c", policy=None)  # type: ignore[arg-type]
+
+
+def test_the_rate_is_the_count_between_two_heartbeats_over_the_time_between_them():
+    slot = new_slot()
+    heartbeat(slot, 10.0, handled=100)
+    assert slot.rate == 0.0  # one heartbeat is not a window
+    heartbeat(slot, 11.0, handled=120, failed=5)
+    assert slot.rate == 25.0
+    assert slot.route_rates == {"jobs/{name}": 25.0}
+
+
+def test_an_early_heartbeat_does_not_close_a_window():
+    slot = new_slot()
+    heartbeat(slot, 10.0, handled=0)
+    heartbeat(slot, 11.0, handled=10)
+    early = 11.0 + RATE_WINDOW_MIN / 4  # sent at once on an event (subscribed, say)
+    heartbeat(slot, early, handled=11)
+    assert slot.rate == 10.0  # not 1 message over a quarter of a window
+    heartbeat(slot, 12.0, handled=30)
+    assert slot.rate == 20.0  # the window runs from the last full heartbeat
+
+
+def test_steady_traffic_gives_a_steady_rate_whatever_the_phase_of_the_heartbeats():
+    slot = new_slot()
+    rates = []
+    # 50 msg/s; heartbeats arrive about once a second with some jitter either way.
+    times = [0.0, 1.02, 1.97, 3.05, 3.98, 5.01, 6.03, 6.97]
+    for at in times:
+        heartbeat(slot, at, handled=round(50 * at))
+        rates.append(slot.rate)
+    assert all(45 <= rate <= 55 for rate in rates[1:]), rates  # counts are whole: not exactly 50
