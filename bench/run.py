@@ -29,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: find ``bench``
+
+from bench.common import format_number  # noqa: E402
+
 BENCH = ROOT / "bench"
 PYTHON = sys.executable
 OURS = ("throughput", "scaling", "startup", "recovery", "latency", "memory", "snapshot_cost")
@@ -215,14 +219,7 @@ def _num(value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, int):
         return f"{value:,}"
-    magnitude = abs(value)
-    if magnitude >= 100:
-        return f"{value:,.0f}"
-    if magnitude >= 10:
-        return f"{value:.1f}"
-    if magnitude >= 0.01 or magnitude == 0:
-        return f"{value:.3f}"
-    return f"{value:.2e}"
+    return format_number(value)
 
 
 def _goal_cell(figure: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: private Mosquitto brokers and unique share groups."""
+"""Fixtures shared by every test: private Mosquitto brokers, unique share groups, managers closed after."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from engine import Router, WorkerManager
 from engine.broker import PrivateMosquitto, find_mosquitto
+from tests.support import all_running, settings_for, wait_until
 
 # Managers remember the broker sessions they keep (engine/sessions.py); tests keep theirs in a
 # directory of this run, not in the home directory.
@@ -60,3 +62,27 @@ def make_broker(tmp_path: Path) -> Iterator[Callable[..., PrivateMosquitto]]:
 def group_name() -> str:
     """A share group no other test uses, so that tests never receive each other's messages."""
     return "t" + uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def managers() -> Iterator[list[WorkerManager]]:
+    """Managers made by a test are closed after it, whatever happens."""
+    made: list[WorkerManager] = []
+    yield made
+    for manager in made:
+        manager.close()
+
+
+@pytest.fixture
+def start(managers: list[WorkerManager]) -> Callable[..., WorkerManager]:
+    """Start a manager for ``router`` on ``broker`` and wait until every worker is subscribed."""
+
+    def start(router: Router, broker: PrivateMosquitto, group: str, num_workers: int | None = None,
+              **settings: object) -> WorkerManager:
+        manager = WorkerManager(router, group, settings=settings_for(broker, group, **settings))
+        managers.append(manager)
+        manager.start_workers(num_workers)
+        wait_until(lambda: all_running(manager), what="every worker subscribed")
+        return manager
+
+    return start

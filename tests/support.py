@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -12,8 +18,12 @@ from typing import Any, TypeVar
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from engine import WorkerManager
 from engine.broker import PrivateMosquitto
 from engine.settings import Settings
+from engine.snapshot import SlotState
+
+ROOT = Path(__file__).resolve().parents[1]
 
 T = TypeVar("T")
 
@@ -110,3 +120,70 @@ def our_worker_pids() -> set[int]:
         if b"engine.worker_process" in cmdline and not process_gone(int(entry)):
             pids.add(int(entry))
     return pids
+
+
+def all_running(manager: WorkerManager) -> bool:
+    workers = manager.snapshot().workers
+    return bool(workers) and all(w.state is SlotState.RUNNING and w.connected for w in workers)
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET, error statuses included."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+_MANAGER_SCRIPT = textwrap.dedent(
+    """
+    import importlib, json, sys, time
+    from engine import Router, WorkerManager
+    from engine.settings import Settings
+
+    host, port, group, workers, handler, topic = sys.argv[1:7]
+    module, name = handler.split(":")
+    record = getattr(importlib.import_module(module), name)
+    router = Router()
+    router.on(topic, record, qos=1, shared=True, worker_count=int(workers))
+    router.on("plain/+", record, qos=1)  # served by the main worker
+    settings = Settings(broker=host, port=int(port), group_name=group, client_id="managed")  # default timeouts
+    manager = WorkerManager(router, settings=settings)
+    manager.start_workers()
+    while not all(w.state.value == "running" for w in manager.snapshot().workers):
+        time.sleep(0.05)
+    print(json.dumps([w.pid for w in manager.snapshot().workers]), flush=True)
+    time.sleep(3600)
+    """
+)
+
+
+class ManagerProcess:
+    """A manager in a process of its own, which the test can SIGKILL.
+
+    It serves ``handler`` ("module:function") on a shared route ``topic`` with ``workers``
+    workers, and on "plain/+" with its main worker. ``worker_pids`` are its workers, running.
+    """
+
+    def __init__(self, broker: PrivateMosquitto, group: str, workers: int, handler: str, topic: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _MANAGER_SCRIPT, broker.host, str(broker.port), group, str(workers), handler, topic],
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        assert line, f"the manager process exited with {self.process.wait()} before its workers ran"
+        self.worker_pids: list[int] = json.loads(line)
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def close(self) -> None:
+        self.kill()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        for pid in self.worker_pids:  # a worker that outlived its manager is ours to clean up
+            if not process_gone(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -21,9 +21,8 @@ import pytest
 from engine import Router
 from engine.snapshot import SlotState
 from tests.e2e import helpers
-from tests.e2e.conftest import all_running
 from tests.e2e.helpers import LoadPublisher, duplicates, handled_ids, read_records
-from tests.support import wait_until
+from tests.support import all_running, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.chaos]
 

@@ -7,12 +7,8 @@ promises about it.
 from __future__ import annotations
 
 import io
-import json
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -24,9 +20,10 @@ from engine.headless import HeadlessRunner
 from engine.snapshot import SlotState, WorkerInfo
 from tests.conftest import LOAD_LIMITS
 from tests.e2e import helpers
-from tests.e2e.conftest import all_running
 from tests.e2e.helpers import LoadPublisher, duplicates, handled_ids, read_records
-from tests.support import Publisher, process_gone, settings_for, wait_until
+from tests.support import ManagerProcess, Publisher, all_running, process_gone, settings_for, wait_until
+
+RECORD = "tests.e2e.helpers:record"
 
 pytestmark = pytest.mark.e2e
 
@@ -48,54 +45,8 @@ def worker(manager: WorkerManager, slot: str) -> WorkerInfo:
 # The manager dies
 # ----------------------------------------------------------------------------------------------
 
-MANAGER_SCRIPT = textwrap.dedent(
-    """
-    import json, sys, time
-    from engine import Router, WorkerManager
-    from engine.settings import Settings
-    from tests.e2e import helpers
-
-    host, port, group, workers = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
-    router = Router()
-    router.on("jobs/{name}", helpers.record, qos=1, shared=True, worker_count=workers)
-    router.on("plain/+", helpers.record, qos=1)  # served by the main worker
-    settings = Settings(broker=host, port=port, group_name=group, client_id="e2e")  # default timeouts
-    manager = WorkerManager(router, settings=settings)
-    manager.start_workers()
-    while not all(w.state.value == "running" for w in manager.snapshot().workers):
-        time.sleep(0.05)
-    print(json.dumps([w.pid for w in manager.snapshot().workers]), flush=True)
-    time.sleep(3600)
-    """
-)
-
-
-class ManagerProcess:
-    """A manager in a process of its own, which the test can SIGKILL."""
-
-    def __init__(self, broker, group: str, workers: int) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", MANAGER_SCRIPT, broker.host, str(broker.port), group, str(workers)],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
-        )
-        line = self.process.stdout.readline()
-        assert line, f"the manager process exited with {self.process.wait()} before its workers ran"
-        self.worker_pids: list[int] = json.loads(line)
-
-    def kill(self) -> None:
-        self.process.kill()
-        self.process.wait()
-
-    def close(self) -> None:
-        self.kill()
-        self.process.stdout.close()
-        for pid in self.worker_pids:  # a worker that outlived its manager is ours to clean up
-            if not process_gone(pid):
-                os.kill(pid, signal.SIGKILL)
-
-
 def test_no_worker_outlives_a_manager_killed_under_load(broker, group_name, tmp_path):
-    manager = ManagerProcess(broker, group_name, workers=3)
+    manager = ManagerProcess(broker, group_name, workers=3, handler=RECORD, topic="jobs/{name}")
     out = tmp_path / "records"
     try:
         assert len(manager.worker_pids) == 4 and not any(map(process_gone, manager.worker_pids))
@@ -113,7 +64,7 @@ def test_no_worker_outlives_a_manager_killed_under_load(broker, group_name, tmp_
 def test_a_worker_stuck_in_a_handler_does_not_outlive_a_killed_manager(broker, group_name, tmp_path):
     """A handler that never returns must not keep its worker alive once the manager is gone
     (nobody is left to SIGKILL it at the graceful timeout), with the default settings."""
-    manager = ManagerProcess(broker, group_name, workers=1)
+    manager = ManagerProcess(broker, group_name, workers=1, handler=RECORD, topic="jobs/{name}")
     hold = tmp_path / "holding"
     try:
         with Publisher(broker) as pub:

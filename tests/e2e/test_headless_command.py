@@ -8,8 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 
 from engine.broker import free_port
 from engine.settings import VARIABLES
-from tests.support import Publisher, process_gone, wait_until
+from tests.support import Publisher, http_get, process_gone, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -122,21 +120,13 @@ def run(project: Path, environment: dict[str, str]) -> Iterator:
             running.stop(signal.SIGKILL)
 
 
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
-
-
 def test_serves_scales_reloads_and_stops_cleanly(broker, group_name, project, run):
     metrics_port = free_port()
     app = run("--routers", f"cmdroutes_{group_name}", "--broker", f"{broker.host}:{broker.port}",
               "--group", group_name, "--metrics-port", str(metrics_port))
     wait_until(lambda: app.saw("status: 1/1 workers live") and app.saw("connected"), what="one worker serving")
     assert app.saw("stdout is not a terminal"), "headless is implied without a terminal, and said"
-    _, body = wait_until(lambda: (r := _get(f"http://127.0.0.1:{metrics_port}/healthz"))[0] == 200 and r,
+    _, body = wait_until(lambda: (r := http_get(f"http://127.0.0.1:{metrics_port}/healthz"))[0] == 200 and r,
                          what="healthy")
     assert body.strip() == "ok"
 
@@ -146,7 +136,8 @@ def test_serves_scales_reloads_and_stops_cleanly(broker, group_name, project, ru
             pub.publish(f"cmd/n{i}", {"id": str(i), "out": str(out)})
     wait_until(lambda: out.exists() and len(out.read_text().splitlines()) == 20, what="20 messages handled")
     counted = 'routemq_route_messages_handled_total{filter="cmd/+",route="cmd/{name}",shared="true"} 20.0'
-    wait_until(lambda: counted in _get(f"http://127.0.0.1:{metrics_port}/metrics")[1], what="20 counted in /metrics")
+    metrics = f"http://127.0.0.1:{metrics_port}/metrics"
+    wait_until(lambda: counted in http_get(metrics)[1], what="20 counted in /metrics")
 
     app.process.send_signal(signal.SIGTTIN)
     wait_until(lambda: app.saw("status: 2/2 workers live"), what="a second worker after SIGTTIN")

@@ -27,8 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from engine import Router, WorkerManager
 from engine.settings import Secret, load_settings
 from tests.e2e import helpers
-from tests.e2e.conftest import all_running
-from tests.support import Publisher, settings_for, wait_until
+from tests.support import Publisher, all_running, settings_for, wait_until
 
 pytestmark = pytest.mark.e2e
 

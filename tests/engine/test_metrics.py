@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import urllib.error
-import urllib.request
 
 import pytest
 
@@ -13,15 +11,7 @@ from engine import Router, WorkerManager
 from engine.metrics import MetricsServer, health
 from engine.snapshot import BrokerInfo, ManagerSnapshot, RouteInfo
 from tests.engine import workload
-from tests.support import Publisher, settings_for, wait_until
-
-
-def _get(url: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode()
+from tests.support import Publisher, http_get, settings_for, wait_until
 
 
 @pytest.fixture
@@ -37,32 +27,32 @@ def served(broker, group_name):
 
 def test_health_is_503_before_start_and_200_when_every_pool_is_full(served, broker):
     manager, base = served
-    status, body = _get(base + "/healthz")
+    status, body = http_get(base + "/healthz")
     assert status == 503 and "not started" in body
     manager.start_workers()
-    wait_until(lambda: _get(base + "/healthz")[0] == 200, what="healthy")
+    wait_until(lambda: http_get(base + "/healthz")[0] == 200, what="healthy")
     assert all(w.connected for w in manager.snapshot().workers), "healthy means every worker serves"
     victim = manager.snapshot().workers[0]
     os.kill(victim.pid, signal.SIGKILL)
-    status, body = wait_until(lambda: (r := _get(base + "/healthz"))[0] == 503 and r, what="unhealthy")
+    status, body = wait_until(lambda: (r := http_get(base + "/healthz"))[0] == 503 and r, what="unhealthy")
     assert "metrics/{name} has 1/2 workers serving" in body
 
 
 def test_metrics_expose_workers_routes_and_broker(served, broker, tmp_path):
     manager, base = served
     manager.start_workers()
-    wait_until(lambda: _get(base + "/healthz")[0] == 200, what="healthy")
+    wait_until(lambda: http_get(base + "/healthz")[0] == 200, what="healthy")
     with Publisher(broker) as pub:
         for i in range(5):
             pub.publish(f"metrics/n{i}", {"id": str(i)})
     wait_until(lambda: manager.snapshot().handled == 5, what="5 handled")
-    status, text = _get(base + "/metrics")
+    status, text = http_get(base + "/metrics")
     assert status == 200
     assert 'routemq_route_messages_handled_total{filter="metrics/+",route="metrics/{name}",shared="true"} 5.0' in text
     assert text.count("routemq_worker_up{") == 2
     assert 'routemq_worker_state{route="metrics/{name}",slot="metrics/{name}#0",state="running"} 1.0' in text
     assert "routemq_broker_connected{" in text and "routemq_worker_rss_bytes{" in text
-    assert _get(base + "/nothing")[0] == 404
+    assert http_get(base + "/nothing")[0] == 404
 
 
 def test_health_names_a_broker_outage():

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -23,36 +19,18 @@ from engine.settings import Secret
 from engine.snapshot import SlotState, WorkerInfo
 from engine.worker_manager import ManagerConflict
 from tests.engine import workload
-from tests.support import Publisher, handled_ids, process_gone, read_records, settings_for, wait_until
+from tests.support import (
+    ManagerProcess,
+    Publisher,
+    all_running,
+    handled_ids,
+    process_gone,
+    read_records,
+    settings_for,
+    wait_until,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def managers() -> Iterator[list[WorkerManager]]:
-    """Managers made by a test are closed after it, whatever happens."""
-    made: list[WorkerManager] = []
-    yield made
-    for manager in made:
-        manager.close()
-
-
-@pytest.fixture
-def start(managers: list[WorkerManager]) -> Callable[..., WorkerManager]:
-    def start(router: Router, broker: PrivateMosquitto, group: str, num_workers: int | None = None,
-              **settings: object) -> WorkerManager:
-        manager = WorkerManager(router, group, settings=settings_for(broker, group, **settings))
-        managers.append(manager)
-        manager.start_workers(num_workers)
-        wait_until(lambda: all_running(manager), what="every worker subscribed")
-        return manager
-
-    return start
-
-
-def all_running(manager: WorkerManager) -> bool:
-    workers = manager.snapshot().workers
-    return bool(workers) and all(w.state is SlotState.RUNNING and w.connected for w in workers)
 
 
 def worker(manager: WorkerManager, slot: str) -> WorkerInfo:
@@ -389,42 +367,15 @@ def test_reload_replaces_the_pools_with_new_code_without_losing_messages(broker,
 # Processes: nothing left behind
 # ----------------------------------------------------------------------------------------------
 
-MANAGER_SCRIPT = textwrap.dedent(
-    """
-    import json, sys, time
-    from engine import Router, RouterRegistry, WorkerManager
-    from engine.settings import Settings
-    from tests.engine import workload
-
-    router = Router()
-    router.on("orphans/+", workload.record, qos=1, shared=True, worker_count=2)
-    router.on("plain/+", workload.record)
-    settings = Settings(broker=sys.argv[1], port=int(sys.argv[2]), group_name=sys.argv[3])
-    manager = WorkerManager(router, settings=settings)
-    manager.start_workers()
-    while not all(w.state.value == "running" for w in manager.snapshot().workers):
-        time.sleep(0.05)
-    print(json.dumps([w.pid for w in manager.snapshot().workers]), flush=True)
-    time.sleep(3600)
-    """
-)
-
-
 def test_workers_exit_by_themselves_when_the_manager_is_killed(broker, group_name):
-    manager = subprocess.Popen(
-        [sys.executable, "-c", MANAGER_SCRIPT, broker.host, str(broker.port), group_name],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )
+    manager = ManagerProcess(broker, group_name, workers=2, handler="tests.engine.workload:record", topic="orphans/+")
     try:
-        pids = json.loads(manager.stdout.readline())
+        pids = manager.worker_pids
         assert len(pids) == 3 and all(not process_gone(pid) for pid in pids)
         manager.kill()
-        manager.wait()
         wait_until(lambda: all(process_gone(pid) for pid in pids), timeout=5, what="every worker gone")
     finally:
-        manager.kill()
-        manager.wait()
-        manager.stdout.close()
+        manager.close()
 
 
 def test_stop_workers_leaves_no_process(broker, group_name, start):

@@ -158,11 +158,8 @@ class KeyedTable(PlainTable, Generic[Item]):
                         cells[self._column_keys[index]] = self._render(key, self.specs[index], text, style)
                         width, old_width = text_width(text), text_width(old_text)
                         if width != old_width:
-                            counts = widths[index]
-                            counts[width] += 1
-                            counts[old_width] -= 1
-                            if not counts[old_width]:
-                                del counts[old_width]
+                            _count(widths[index], width, +1)
+                            _count(widths[index], old_width, -1)
                             remeasure.add(index)
                 self.set_row_cells(row_key, cells)
                 changed.append(row_key)
@@ -204,10 +201,7 @@ class KeyedTable(PlainTable, Generic[Item]):
 
     def _count_widths(self, texts: Sequence[str], change: int) -> None:
         for counts, text in zip(self._widths, texts, strict=True):
-            width = text_width(text)
-            counts[width] += change
-            if not counts[width]:
-                del counts[width]
+            _count(counts, text_width(text), change)
 
     def _fit_columns(self, indices: Iterable[int]) -> bool:
         """Size these columns to their widest text (or label): grow for a longer text, shrink back.
@@ -307,3 +301,10 @@ class KeyedTable(PlainTable, Generic[Item]):
         label = self._specs_by_key[self.sort_column].label if self.sort_column else ""
         arrow = "▼" if self.sort_reverse else "▲"
         self.border_subtitle = f"sorted by {label} {arrow}"
+
+
+def _count(counts: Counter[int], width: int, change: int) -> None:
+    """Count a text of ``width`` in (+1) or out (-1) of a column; widths no text has are dropped."""
+    counts[width] += change
+    if not counts[width]:
+        del counts[width]
