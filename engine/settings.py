@@ -14,6 +14,7 @@ import io
 import logging
 import os
 import re
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -137,6 +138,19 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _dead_letter_topic(text: str) -> str:
+    """A topic to publish to, in which {group} and {route} (the route's slug) are filled in."""
+    if not text or len(text) > 1024:
+        raise ValueError("expected a topic of 1 to 1024 characters")
+    if "+" in text or "#" in text or any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError("expected a topic to publish to: no +, #, spaces or control characters")
+    try:
+        text.format(group="g", route="r")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(f"only {{group}} and {{route}} may be filled in ({exc})") from None
+    return text
+
+
 def _existing_file(text: str) -> str | None:
     if text == "":
         return None
@@ -226,6 +240,14 @@ VARIABLES: tuple[_Variable, ...] = (
         "WORKER_MAX_MESSAGES_JITTER", "max_messages_jitter", "0", _int_range(0, 2**62),
         "Random extra messages per worker so that workers do not all recycle at once",
     ),
+    _Variable(
+        "WORKER_POISON_DEATHS", "poison_deaths", "3", _int_range(0, 1000),
+        "Deaths of a slot's worker holding the same message before that message is dead-lettered; 0 turns it off",
+    ),
+    _Variable(
+        "DEAD_LETTER_TOPIC", "dead_letter_topic", "routemq/dead-letter/{group}/{route}", _dead_letter_topic,
+        "Where a message that killed its worker WORKER_POISON_DEATHS times is published ({route}: the route's slug)",
+    ),
 )
 
 
@@ -259,6 +281,8 @@ class Settings:
     max_memory_mb: int = 0
     max_messages: int = 0
     max_messages_jitter: int = 0
+    poison_deaths: int = 3
+    dead_letter_topic: str = "routemq/dead-letter/{group}/{route}"
     # Where the values came from, for messages ("MQTT_PORT in .env"); not configuration itself.
     source: str = dataclasses.field(default="defaults", compare=False)
 
@@ -285,6 +309,7 @@ def load_settings(
         file_values = _read_env_file(file_name)
     values: dict[str, Any] = {}
     for var in VARIABLES:
+        origin: str | None
         if var.env in environ:
             raw, origin = environ[var.env], "the environment"
         elif var.env in file_values:
@@ -298,6 +323,9 @@ def load_settings(
             shown = "" if var.secret else f"={raw!r}"
             raise SettingsError(f"{var.env}{shown}{where} is not valid: {exc}") from None
     _check_combinations(values)
+    if values["tls"]:
+        check_tls_files(values["tls_ca_certs"], values["tls_certfile"], values["tls_keyfile"],
+                        values["tls_keyfile_password"])
     _warn_unknown(file_values, file_name)
     source = "environment" + (f" and {file_name}" if file_values else "")
     return Settings(**values, source=source)
@@ -346,6 +374,80 @@ def _check_combinations(values: dict[str, Any]) -> None:
             f"WORKER_RESTART_BACKOFF_MAX={values['restart_backoff_max']:g} is less than "
             f"WORKER_RESTART_BACKOFF={values['restart_backoff']:g}"
         )
+
+
+def check_tls_files(
+    ca_certs: str | None, certfile: str | None, keyfile: str | None, password: Secret | None
+) -> ssl.SSLContext:
+    """Load the TLS files into a client context, as the workers will; raise SettingsError if one is wrong.
+
+    Done once, at start-up: otherwise a key that does not fit its certificate only shows when
+    every worker fails its first connection and the pool crash-loops.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca_certs:
+        try:
+            context.load_verify_locations(cafile=ca_certs)
+        except (ssl.SSLError, OSError) as exc:
+            raise SettingsError(
+                f"MQTT_TLS_CA_CERTS={_shown(ca_certs)} does not hold a CA bundle (PEM certificates): "
+                f"{_ssl_reason(exc)}"
+            ) from None
+    if certfile:
+        _load_client_certificate(context, certfile, keyfile, password)
+    return context
+
+
+def _load_client_certificate(
+    context: ssl.SSLContext, certfile: str, keyfile: str | None, password: Secret | None
+) -> None:
+    try:
+        # Certificates alone, so that a broken certificate file is told apart from a broken key.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=certfile)
+    except (ssl.SSLError, OSError) as exc:
+        raise SettingsError(
+            f"MQTT_TLS_CERTFILE={_shown(certfile)} does not hold a PEM certificate: {_ssl_reason(exc)}"
+        ) from None
+    asked: list[bool] = []
+
+    def give_password() -> bytes:
+        # A callback even without a password: OpenSSL would otherwise prompt on the terminal.
+        asked.append(True)
+        return password.reveal().encode() if password is not None else b""
+
+    try:
+        context.load_cert_chain(certfile, keyfile, give_password)
+    except (ssl.SSLError, OSError, ValueError) as exc:  # ValueError: a password longer than OpenSSL takes
+        raise SettingsError(_key_problem(certfile, keyfile, password is not None, bool(asked), exc)) from None
+
+
+def _key_problem(certfile: str, keyfile: str | None, has_password: bool, asked: bool, exc: Exception) -> str:
+    """The one line for a client key that does not load (never showing the password)."""
+    reason = _ssl_reason(exc)
+    if asked and not has_password:
+        key = f"MQTT_TLS_KEYFILE={_shown(keyfile)}" if keyfile else f"the key in MQTT_TLS_CERTFILE={_shown(certfile)}"
+        return f"{key} is encrypted and MQTT_TLS_KEYFILE_PASSWORD is not set: {reason}"
+    wrong_password = " (or MQTT_TLS_KEYFILE_PASSWORD is wrong)" if asked else ""
+    if keyfile is None:
+        return (
+            f"MQTT_TLS_CERTFILE={_shown(certfile)} holds no private key for its certificate{wrong_password}: "
+            f"set MQTT_TLS_KEYFILE to the key file: {reason}"
+        )
+    return (
+        f"MQTT_TLS_KEYFILE={_shown(keyfile)} does not hold the private key of MQTT_TLS_CERTFILE={_shown(certfile)}"
+        f"{wrong_password}: {reason}"
+    )
+
+
+def _shown(path: str) -> str:
+    """A path as it can go into a one-line message."""
+    return path if path.isprintable() else repr(path)
+
+
+def _ssl_reason(exc: Exception) -> str:
+    """OpenSSL's words without CPython's source location; one line whatever the library says."""
+    text = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc))
+    return " ".join(text.split()) or type(exc).__name__
 
 
 def configure_logging(level: str) -> None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,11 +169,10 @@ def test_accepted_spellings_are_normalised():
     assert (settings.protocol, settings.tls, settings.log_level, settings.port) == ("5", True, "WARNING", 1884)
 
 
-def test_a_tls_ca_file_that_exists_is_accepted(tmp_path):
-    ca = tmp_path / "ca.pem"
-    ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    settings = load_settings(env_file=None, environ={"MQTT_TLS": "true", "MQTT_TLS_CA_CERTS": str(ca)})
-    assert settings.tls_ca_certs == str(ca)
+def test_a_tls_ca_file_that_exists_is_accepted(tls_files):
+    ca = tls_files["ca"]
+    settings = load_settings(env_file=None, environ={"MQTT_TLS": "true", "MQTT_TLS_CA_CERTS": ca})
+    assert settings.tls_ca_certs == ca
 
 
 @pytest.mark.parametrize(
@@ -191,6 +193,165 @@ def test_inconsistent_combinations_are_rejected_naming_the_variables(tmp_path, e
     assert words in str(caught.value)
     assert SECRET not in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+# --------------------------------------------------------------------------------------------
+# TLS files: loaded once at start-up, so that a wrong one is one line, not a crash-looping pool
+# --------------------------------------------------------------------------------------------
+
+KEY_PASSWORD = "key-pa55-not-shown"
+
+
+@pytest.fixture
+def tls_files(tmp_path: Path) -> dict[str, str]:
+    """A CA, a client certificate with its key (plain, encrypted, and in one file) and a stranger's key."""
+    import trustme
+
+    ca = trustme.CA()
+    client = ca.issue_cert("client.example")
+    stranger = ca.issue_cert("stranger.example")
+    files = {
+        "ca": ca.cert_pem,
+        "cert": client.cert_chain_pems[0],
+        "key": client.private_key_pem,
+        "cert_and_key": client.private_key_and_cert_chain_pem,
+        "stranger_key": stranger.private_key_pem,
+    }
+    paths = {}
+    for name, blob in files.items():
+        blob.write_to_path(str(tmp_path / f"{name}.pem"))
+        paths[name] = str(tmp_path / f"{name}.pem")
+    (tmp_path / "not-pem.txt").write_text("this is not a certificate\n")
+    paths["not_pem"] = str(tmp_path / "not-pem.txt")
+    encrypted = _encrypted_key(client.private_key_pem.bytes(), KEY_PASSWORD)
+    if encrypted is not None:
+        (tmp_path / "encrypted-key.pem").write_bytes(encrypted)
+        paths["encrypted_key"] = str(tmp_path / "encrypted-key.pem")
+    return paths
+
+
+def _encrypted_key(pem: bytes, password: str) -> bytes | None:
+    try:
+        from cryptography.hazmat.primitives import serialization
+    except ImportError:  # trustme depends on cryptography, so this does not happen where trustme works
+        return None
+    key = serialization.load_pem_private_key(pem, password=None)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password.encode()),
+    )
+
+
+def tls_environ(**files: str) -> dict[str, str]:
+    names = {"ca": "MQTT_TLS_CA_CERTS", "cert": "MQTT_TLS_CERTFILE", "key": "MQTT_TLS_KEYFILE",
+             "password": "MQTT_TLS_KEYFILE_PASSWORD"}
+    return {"MQTT_TLS": "true", **{names[k]: v for k, v in files.items()}}
+
+
+def tls_error(environ: dict[str, str]) -> str:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env_file=None, environ=environ)
+    message = str(caught.value)
+    assert "\n" not in message and KEY_PASSWORD not in message
+    return message
+
+
+def test_valid_tls_files_load(tls_files):
+    settings = load_settings(env_file=None, environ=tls_environ(
+        ca=tls_files["ca"], cert=tls_files["cert"], key=tls_files["key"]))
+    assert (settings.tls_ca_certs, settings.tls_certfile, settings.tls_keyfile) == (
+        tls_files["ca"], tls_files["cert"], tls_files["key"])
+    both = load_settings(env_file=None, environ=tls_environ(cert=tls_files["cert_and_key"]))
+    assert both.tls_certfile == tls_files["cert_and_key"] and both.tls_keyfile is None
+
+
+def test_an_encrypted_key_with_its_password_loads(tls_files):
+    if "encrypted_key" not in tls_files:
+        pytest.skip("the cryptography package is not installed: no encrypted key to test with")
+    settings = load_settings(env_file=None, environ=tls_environ(
+        cert=tls_files["cert"], key=tls_files["encrypted_key"], password=KEY_PASSWORD))
+    assert settings.tls_keyfile == tls_files["encrypted_key"]
+
+
+def test_a_ca_file_that_is_not_pem_names_the_variable_and_file(tls_files):
+    message = tls_error(tls_environ(ca=tls_files["not_pem"]))
+    assert message.startswith(f"MQTT_TLS_CA_CERTS={tls_files['not_pem']} does not hold a CA bundle")
+    assert "NO_CERTIFICATE_OR_CRL_FOUND" in message
+
+
+def test_a_key_given_as_the_ca_file_is_refused(tls_files):
+    assert tls_error(tls_environ(ca=tls_files["key"])).startswith(f"MQTT_TLS_CA_CERTS={tls_files['key']} ")
+
+
+def test_a_certificate_given_as_the_key_file_is_refused(tls_files):
+    message = tls_error(tls_environ(cert=tls_files["cert"], key=tls_files["cert"]))
+    assert message.startswith(
+        f"MQTT_TLS_KEYFILE={tls_files['cert']} does not hold the private key of MQTT_TLS_CERTFILE={tls_files['cert']}"
+    )
+
+
+def test_a_key_that_does_not_fit_the_certificate_is_refused(tls_files):
+    message = tls_error(tls_environ(cert=tls_files["cert"], key=tls_files["stranger_key"]))
+    assert message.startswith(
+        f"MQTT_TLS_KEYFILE={tls_files['stranger_key']} does not hold the private key of "
+        f"MQTT_TLS_CERTFILE={tls_files['cert']}: "
+    )
+    assert "KEY_VALUES_MISMATCH" in message and "_ssl.c" not in message
+
+
+def test_a_certificate_file_that_is_not_a_certificate_is_refused(tls_files):
+    message = tls_error(tls_environ(cert=tls_files["key"], key=tls_files["key"]))
+    assert message.startswith(f"MQTT_TLS_CERTFILE={tls_files['key']} does not hold a PEM certificate: ")
+
+
+def test_a_certificate_without_a_key_file_needs_the_key_in_it(tls_files):
+    message = tls_error(tls_environ(cert=tls_files["cert"]))
+    assert message.startswith(f"MQTT_TLS_CERTFILE={tls_files['cert']} holds no private key for its certificate")
+    assert "set MQTT_TLS_KEYFILE" in message
+
+
+def test_a_wrong_key_password_is_refused_without_showing_it(tls_files):
+    if "encrypted_key" not in tls_files:
+        pytest.skip("the cryptography package is not installed: no encrypted key to test with")
+    environ = tls_environ(cert=tls_files["cert"], key=tls_files["encrypted_key"], password="not-" + KEY_PASSWORD)
+    message = tls_error(environ)
+    assert message.startswith(
+        f"MQTT_TLS_KEYFILE={tls_files['encrypted_key']} does not hold the private key of "
+        f"MQTT_TLS_CERTFILE={tls_files['cert']} (or MQTT_TLS_KEYFILE_PASSWORD is wrong): "
+    )
+    assert "not-" + KEY_PASSWORD not in message
+
+
+def test_an_encrypted_key_without_a_password_is_refused_without_prompting(tls_files):
+    if "encrypted_key" not in tls_files:
+        pytest.skip("the cryptography package is not installed: no encrypted key to test with")
+    # pytest's stdin is not a terminal, so a prompt from OpenSSL would fail or hang rather than pass.
+    message = tls_error(tls_environ(cert=tls_files["cert"], key=tls_files["encrypted_key"]))
+    assert message.startswith(
+        f"MQTT_TLS_KEYFILE={tls_files['encrypted_key']} is encrypted and MQTT_TLS_KEYFILE_PASSWORD is not set"
+    )
+
+
+def test_tls_files_are_not_read_when_tls_is_off(tls_files):
+    # MQTT_TLS=false with files is refused by name before any file is read.
+    message = tls_error({"MQTT_TLS_CA_CERTS": tls_files["not_pem"]})
+    assert "MQTT_TLS is false" in message
+
+
+def test_a_bad_tls_key_is_exit_2_with_one_line_from_the_command(tls_files, tmp_path):
+    """The command stops at start-up with the settings error, instead of starting workers that crash-loop."""
+    environ = {k: v for k, v in os.environ.items() if k not in {var.env for var in VARIABLES}}
+    environ.update(tls_environ(cert=tls_files["cert"], key=tls_files["stranger_key"]))
+    done = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "--no-ui", "--broker", "127.0.0.1:9", "--env-file", str(tmp_path / "none")],
+        cwd=REPO, env=environ, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == [lines[0]] and lines[0].startswith(
+        f"routemq-dash: error: MQTT_TLS_KEYFILE={tls_files['stranger_key']} does not hold the private key"
+    )
 
 
 def test_a_malformed_env_line_names_the_file_and_line_without_echoing_it(tmp_path):
