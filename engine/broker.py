@@ -72,11 +72,12 @@ class PrivateMosquitto:
         listener_config: str | None = None,
         binary: str | None = None,
     ) -> None:
-        self.binary = binary or find_mosquitto()
-        if self.binary is None:
+        found = binary or find_mosquitto()
+        if found is None:
             raise BrokerStartError(
                 "mosquitto is not installed (looked on PATH and in " + ", ".join(MOSQUITTO_PATHS) + ")"
             )
+        self.binary: str = found
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="routemq-mosquitto-"))
         self.workdir.mkdir(parents=True, exist_ok=True)

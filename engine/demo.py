@@ -8,8 +8,8 @@ import random
 import threading
 import time
 
+from .mqtt_client import connect_options, new_client
 from .settings import Settings
-from .worker_process import connect_options, new_client
 
 log = logging.getLogger("routemq.demo")
 SENSORS = 12

@@ -77,7 +77,11 @@ def _route_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
         "routemq_route_messages_handled", "Messages handled for the route, all workers", labels=labels
     )
     failed = CounterMetricFamily(
-        "routemq_route_messages_failed", "Messages whose handler raised, all workers", labels=labels
+        "routemq_route_messages_failed", "Messages whose handler raised or killed its worker", labels=labels
+    )
+    dead_lettered = CounterMetricFamily(
+        "routemq_route_dead_lettered", "Messages set aside to the dead-letter topic after killing workers",
+        labels=labels,
     )
     rate = GaugeMetricFamily("routemq_route_messages_per_second", "Recent handling rate", labels=labels)
     for r in snap.routes:
@@ -86,8 +90,9 @@ def _route_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
         live.add_metric(key, r.live_workers)
         handled.add_metric(key, r.handled)
         failed.add_metric(key, r.failed)
+        dead_lettered.add_metric(key, r.dead_lettered)
         rate.add_metric(key, r.messages_per_second)
-    yield from (desired, live, handled, failed, rate)
+    yield from (desired, live, handled, failed, dead_lettered, rate)
 
 
 def health(snap: ManagerSnapshot) -> tuple[bool, str]:

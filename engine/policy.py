@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .snapshot import SlotState
+from .states import SlotState
 
 
 def apportion(total: int, weights: Sequence[int]) -> list[int]:

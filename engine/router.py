@@ -90,6 +90,14 @@ class Route:
             return f"$share/{group_name}/{self.mqtt_topic}"
         return self.mqtt_topic
 
+    def invoke(self, topic: str, params: dict[str, str], payload: Any, client: Any) -> Any:
+        """Start handling one message: a plain handler runs now and its result is returned (it
+        may still be an awaitable); otherwise the coroutine of the middleware chain is returned,
+        for the caller to await. The one dispatch path: Router.dispatch and the worker use it."""
+        if self.is_plain:
+            return self.handler(**params, payload=payload, client=client)
+        return self.run(topic, params, payload, client)
+
     async def run(self, topic: str, params: dict[str, str], payload: Any, client: Any) -> Any:
         """Run the middleware chain and the handler for one message."""
         context: Context = {
@@ -157,7 +165,7 @@ def _build_chain(route: Route) -> Callable[[Context], Awaitable[Any]]:
             result = await result
         return result
 
-    step = call_handler
+    step: Callable[[Context], Awaitable[Any]] = call_handler
     for middleware in reversed(route.middleware):
         step = _wrap(middleware, step)
     return step
@@ -303,14 +311,11 @@ class Router:
         route = self._trie.lookup_levels(levels)
         if route is None:
             raise NoRouteError(topic)
-        params = route.pattern.capture(levels)
-        if route.is_plain:
-            result = route.handler(**params, payload=payload, client=client)
-            # A plain function may still return an awaitable; None (the usual result) is not one.
-            if result is not None and inspect.isawaitable(result):
-                result = await result
-            return result
-        return await route.run(topic, params, payload, client)
+        result = route.invoke(topic, route.pattern.capture(levels), payload, client)
+        # A plain function may still return an awaitable; None (the usual result) is not one.
+        if result is not None and inspect.isawaitable(result):
+            result = await result
+        return result
 
     def get_total_workers_needed(self) -> int:
         """The sum of ``worker_count`` over the shared routes."""

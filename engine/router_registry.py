@@ -210,8 +210,8 @@ def _forget_package(package: str) -> None:
     sources: set[str] = set()
     for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
         module = sys.modules.pop(name)
-        if getattr(module, "__file__", None):
-            sources.add(module.__file__)
+        if module_file := getattr(module, "__file__", None):
+            sources.add(module_file)
         for directory in getattr(module, "__path__", None) or []:
             sources.update(str(path) for path in Path(directory).rglob("*.py"))
     for source in sources:

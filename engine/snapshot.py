@@ -6,71 +6,20 @@ thread, compared, or built by hand in a test. Nothing here touches a process.
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-
-class SlotState(StrEnum):
-    """The life of a worker slot (supervisord-style, with MQTT draining added).
-
-    stopped -> starting -> running -> stopping -> exited
-                  |           |-> draining -> (slot removed)
-                  |           '-> backoff -> starting ... (restarted after a delay)
-                  '-> backoff              '-> crash-loop (too many deaths; waits for the operator)
-    """
-
-    STOPPED = "stopped"  # never started
-    STARTING = "starting"  # process spawned, not yet subscribed
-    RUNNING = "running"  # subscribed and sending heartbeats
-    BACKOFF = "backoff"  # died; restarts when its delay has passed
-    STOPPING = "stopping"  # asked to stop: finishing in-flight messages, keeping its session
-    DRAINING = "draining"  # being removed: unsubscribed, finishing what the broker still sends
-    EXITED = "exited"  # stopped by request
-    CRASH_LOOP = "crash-loop"  # died too often; restarted only by restart_dead_workers()
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def is_live(self) -> bool:
-        """A process is (or should be) alive in this state."""
-        return self in (SlotState.STARTING, SlotState.RUNNING, SlotState.STOPPING, SlotState.DRAINING)
-
-    @property
-    def is_dead(self) -> bool:
-        """The slot wants a process and has none."""
-        return self in (SlotState.BACKOFF, SlotState.CRASH_LOOP)
-
-
-# Transitions the supervisor may make; anything else is a bug and raises.
-LEGAL_TRANSITIONS: dict[SlotState, frozenset[SlotState]] = {
-    SlotState.STOPPED: frozenset({SlotState.STARTING, SlotState.DRAINING}),
-    SlotState.STARTING: frozenset(
-        {SlotState.RUNNING, SlotState.BACKOFF, SlotState.CRASH_LOOP, SlotState.STOPPING, SlotState.DRAINING}
-    ),
-    SlotState.RUNNING: frozenset(
-        {SlotState.BACKOFF, SlotState.CRASH_LOOP, SlotState.STOPPING, SlotState.DRAINING}
-    ),
-    SlotState.BACKOFF: frozenset(
-        {SlotState.STARTING, SlotState.EXITED, SlotState.DRAINING, SlotState.CRASH_LOOP}
-    ),
-    SlotState.STOPPING: frozenset({SlotState.EXITED, SlotState.BACKOFF, SlotState.CRASH_LOOP}),
-    SlotState.DRAINING: frozenset(
-        {SlotState.EXITED, SlotState.STOPPING, SlotState.BACKOFF, SlotState.CRASH_LOOP}
-    ),
-    SlotState.EXITED: frozenset({SlotState.STARTING, SlotState.DRAINING}),
-    SlotState.CRASH_LOOP: frozenset({SlotState.STARTING, SlotState.EXITED, SlotState.DRAINING}),
-}
-
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-def check_transition(slot: str, old: SlotState, new: SlotState) -> None:
-    if new not in LEGAL_TRANSITIONS[old]:
-        raise IllegalTransition(f"slot {slot}: illegal state change {old} -> {new}")
+# The slot states and the exit codes are defined where they belong; they are part of what a
+# snapshot says, so they stay importable from here too.
+from .protocol import (  # noqa: F401
+    EXIT_AUTH,
+    EXIT_CONFIG,
+    EXIT_CRASH,
+    EXIT_OK,
+    EXIT_ROUTES,
+    EXIT_TLS,
+    describe_exit,
+)
+from .states import LEGAL_TRANSITIONS, IllegalTransition, SlotState, check_transition  # noqa: F401
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +70,8 @@ class RouteInfo:
     live_workers: int
     messages_per_second: float = 0.0
     handled: int = 0
-    failed: int = 0
+    failed: int = 0  # handlers that raised, and messages whose handler killed its worker
+    dead_lettered: int = 0  # messages set aside to the dead-letter topic after killing workers
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,35 +117,3 @@ class EngineEvent:
     message: str
     slot: str | None = None
     level: int = 20  # logging level
-
-
-def describe_exit(exitcode: int | None) -> str | None:
-    """A human description of a process exit code (negative: killed by that signal)."""
-    if exitcode is None:
-        return None
-    if exitcode >= 0:
-        return str(exitcode) + _EXIT_MEANINGS.get(exitcode, "")
-    try:
-        name = signal.Signals(-exitcode).name
-    except ValueError:
-        return f"signal {-exitcode}"
-    if name == "SIGKILL":
-        return "SIGKILL (likely OOM or killed)"
-    return name
-
-
-# Exit codes of our worker process (engine.worker_process) and what they mean.
-EXIT_OK = 0
-EXIT_CRASH = 1
-EXIT_ROUTES = 2  # could not load its routes (import error in a router module)
-EXIT_AUTH = 3  # the broker refused the credentials
-EXIT_TLS = 4  # the TLS handshake failed
-EXIT_CONFIG = 5  # the broker refused the connection for another reason (bad client id, protocol)
-
-_EXIT_MEANINGS = {
-    EXIT_CRASH: " (crashed)",
-    EXIT_ROUTES: " (routes failed to load)",
-    EXIT_AUTH: " (bad credentials)",
-    EXIT_TLS: " (TLS error)",
-    EXIT_CONFIG: " (refused by broker)",
-}

@@ -19,6 +19,8 @@ topic, not on how many patterns are registered.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -77,6 +79,22 @@ class TopicPattern:
 
 def parse_pattern(pattern: str) -> TopicPattern:
     """Parse and validate a route pattern, raising :class:`TopicPatternError` on any problem."""
+    _check_whole(pattern)
+    levels = tuple(pattern.split("/"))
+    params: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    for index in range(len(levels)):
+        name = _check_level(pattern, levels, index)
+        if name is None:
+            continue
+        if name in seen:
+            raise TopicPatternError(pattern, f"the parameter {{{name}}} appears twice")
+        seen.add(name)
+        params.append((index, name))
+    return TopicPattern(pattern, levels, tuple(params))
+
+
+def _check_whole(pattern: str) -> None:
     if not isinstance(pattern, str):
         raise TopicPatternError(repr(pattern), f"a pattern must be a string, not {type(pattern).__name__}")
     if pattern == "":
@@ -89,28 +107,25 @@ def parse_pattern(pattern: str) -> TopicPattern:
         raise TopicPatternError(
             pattern, "do not write $share/<group>/ yourself: register the route with shared=True"
         )
-    levels = tuple(pattern.split("/"))
-    params: list[tuple[int, str]] = []
-    seen: set[str] = set()
-    for index, level in enumerate(levels):
-        position = f"level {index + 1} ({level!r})"
-        if level == "#":
-            if index != len(levels) - 1:
-                raise TopicPatternError(pattern, f"'#' must be the last level, but it is {position}")
-            continue
-        if level == "+":
-            continue
-        if "#" in level or "+" in level:
-            raise TopicPatternError(
-                pattern, f"{position} mixes a wildcard with other characters; '+' and '#' must fill a level"
-            )
-        if "{" in level or "}" in level:
-            name = _parse_param(pattern, level, position)
-            if name in seen:
-                raise TopicPatternError(pattern, f"the parameter {{{name}}} appears twice")
-            seen.add(name)
-            params.append((index, name))
-    return TopicPattern(pattern, levels, tuple(params))
+
+
+def _check_level(pattern: str, levels: tuple[str, ...], index: int) -> str | None:
+    """Check one level; the name of the parameter it captures, if it is one."""
+    level = levels[index]
+    position = f"level {index + 1} ({level!r})"
+    if level == "#":
+        if index != len(levels) - 1:
+            raise TopicPatternError(pattern, f"'#' must be the last level, but it is {position}")
+        return None
+    if level == "+":
+        return None
+    if "#" in level or "+" in level:
+        raise TopicPatternError(
+            pattern, f"{position} mixes a wildcard with other characters; '+' and '#' must fill a level"
+        )
+    if "{" in level or "}" in level:
+        return _parse_param(pattern, level, position)
+    return None
 
 
 def _parse_param(pattern: str, level: str, position: str) -> str:
@@ -128,16 +143,6 @@ def _parse_param(pattern: str, level: str, position: str) -> str:
             pattern, f"parameter name {name!r} clashes with the handler keyword {name}="
         )
     return name
-
-
-def validate_topic(topic: str) -> None:
-    """Raise ValueError unless ``topic`` is a topic a client may publish to (no wildcards)."""
-    if topic == "":
-        raise ValueError("a topic may not be empty")
-    if "+" in topic or "#" in topic:
-        raise ValueError(f"topic {topic!r} contains a wildcard; publish topics may not")
-    if "\x00" in topic:
-        raise ValueError(f"topic {topic!r} contains the NUL character")
 
 
 def _matches_levels(filter_levels: tuple[str, ...], topic_levels: list[str]) -> bool:
@@ -234,11 +239,7 @@ def _lookup(node: _Node[T], levels: list[str], depth: int, dollar: bool) -> T | 
         node = child
         depth += 1
     if depth == end:
-        if node.values:
-            return node.values[0]
-        if node.hash_values and not (dollar and depth == 0):
-            return node.hash_values[0]
-        return None
+        return _value_at_end(node, dollar and depth == 0)
     child = node.literal.get(levels[depth])
     if child is not None:
         found = _lookup(child, levels, depth + 1, dollar)
@@ -250,6 +251,15 @@ def _lookup(node: _Node[T], levels: list[str], depth: int, dollar: bool) -> T | 
         if found is not None:
             return found
     if wildcard_allowed and node.hash_values:
+        return node.hash_values[0]
+    return None
+
+
+def _value_at_end(node: _Node[T], wildcard_barred: bool) -> T | None:
+    """The value for a topic whose levels all matched down to ``node``: its own, else a "#" below."""
+    if node.values:
+        return node.values[0]
+    if node.hash_values and not wildcard_barred:
         return node.hash_values[0]
     return None
 
@@ -332,3 +342,9 @@ def plan_subscriptions(filters: Iterable[tuple[str, int]]) -> list[tuple[str, in
                     break
         plan.append((merged_filter, merged_qos))
     return plan
+
+
+def route_slug(topic: str) -> str:
+    """A readable, unique name for a route pattern, safe in a client id or a topic level."""
+    readable = re.sub(r"[^A-Za-z0-9]+", "_", topic).strip("_")[:24] or "root"
+    return f"{readable}-{hashlib.sha1(topic.encode()).hexdigest()[:6]}"
