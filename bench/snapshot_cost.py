@@ -3,7 +3,7 @@ the supervisor spends keeping snapshots fresh while 64 idle workers send heartbe
 
 - ``snapshot()`` returns the immutable snapshot the supervisor last published; its baseline is
   the least a Python method call can cost (a method returning an attribute).
-- ``WorkerManager._build_snapshot()`` (private; called directly, from the benchmark's thread)
+- ``Arbiter._build_snapshot()`` (private; called directly, from the benchmark's thread)
   builds one snapshot; its baseline is the same build on a manager with 1 worker, so the ratio
   shows how the cost grows with the number of workers.
 - Supervisor load: CPU time of the supervisor thread (psutil, by its native thread id) and the
@@ -51,14 +51,14 @@ def supervisor_load(manager: WorkerManager, seconds: float) -> tuple[float, floa
     thread = manager._thread
     assert thread is not None and thread.native_id is not None
     builds = 0
-    build = manager._build_snapshot
+    build = manager._arbiter._build_snapshot
 
     def counting_build() -> Any:
         nonlocal builds
         builds += 1
         return build()
 
-    manager._build_snapshot = counting_build  # type: ignore[method-assign]
+    manager._arbiter._build_snapshot = counting_build  # type: ignore[method-assign]
     try:
         cpu_before = _thread_cpu(thread.native_id)
         start = time.perf_counter()
@@ -66,7 +66,7 @@ def supervisor_load(manager: WorkerManager, seconds: float) -> tuple[float, floa
         elapsed = time.perf_counter() - start
         cpu = _thread_cpu(thread.native_id) - cpu_before
     finally:
-        del manager._build_snapshot  # back to the class's method
+        del manager._arbiter._build_snapshot  # back to the class's method
     return 100 * cpu / elapsed, builds / elapsed
 
 
@@ -84,7 +84,7 @@ def measure(broker: PrivateMosquitto, workers: int, quick: bool) -> dict[str, An
         time.sleep(1.0)  # every worker has sent heartbeats and stats: snapshots at full size
         result = {
             "snapshot": per_call(manager.snapshot, number * 1000, repeat),
-            "build": per_call(manager._build_snapshot, number, repeat),
+            "build": per_call(manager._arbiter._build_snapshot, number, repeat),
             "load": [supervisor_load(manager, window / repeat) for _ in range(repeat)],
         }
         assert len(manager.snapshot().workers) == workers
@@ -103,7 +103,7 @@ def run(quick: bool) -> dict[str, Any]:
             baseline=[t * us for t in floor], baseline_label="a method returning an attribute",
         ),
         common.figure(
-            f"one snapshot build (_build_snapshot), {WORKERS} workers", "µs", [t * us for t in large["build"]],
+            f"one snapshot build (Arbiter._build_snapshot), {WORKERS} workers", "µs", [t * us for t in large["build"]],
             baseline=[t * us for t in small["build"]], baseline_label="1 worker",
         ),
         common.figure(

@@ -6,16 +6,16 @@ counts of none or of two heartbeats in a window and swing between 0 and double.
 
 from __future__ import annotations
 
-from engine.worker_manager import RATE_WINDOW_MIN, WorkerManager, _Slot
+from engine.protocol import Heartbeat
+from engine.supervisor.rates import RATE_WINDOW_MIN, RateMeter
 
 
-def heartbeat(slot: _Slot, at: float, handled: int, failed: int = 0, route: str = "jobs/{name}") -> None:
-    stats = {"handled": handled, "failed": failed, "by_route": {route: (handled, failed)}}
-    WorkerManager._measure_rates(slot, stats, at)
+def heartbeat(slot: RateMeter, at: float, handled: int, failed: int = 0, route: str = "jobs/{name}") -> None:
+    slot.heartbeat(Heartbeat(handled=handled, failed=failed, by_route={route: (handled, failed)}), at)
 
 
-def new_slot() -> _Slot:
-    return _Slot(key="jobs/{name}#0", pool=None, index=0, client_id="c", policy=None)  # type: ignore[arg-type]
+def new_slot() -> RateMeter:
+    return RateMeter()
 
 
 def test_the_rate_is_the_count_between_two_heartbeats_over_the_time_between_them():

@@ -169,7 +169,10 @@ def test_worker_killed_mid_message_gets_the_message_again(broker, group_name, st
 
 
 def test_poison_message_puts_the_slot_in_crash_loop_until_restarted_by_hand(broker, group_name, start, tmp_path):
-    manager = start(one_route_router(qos=1), broker, group_name, restart_backoff=0.05, crash_loop_restarts=3)
+    # Poison-message quarantine off: the crash-loop machinery itself is under test here
+    # (tests/e2e/test_poison.py has the quarantine).
+    manager = start(one_route_router(qos=1), broker, group_name, restart_backoff=0.05, crash_loop_restarts=3,
+                    poison_deaths=0)
     with Publisher(broker) as pub:
         pub.publish("jobs/x", {"id": "poison", "crash": True})
 
@@ -192,7 +195,7 @@ def test_a_crash_looping_slot_leaves_its_share_group_so_live_workers_take_its_sh
     broker, group_name, start, tmp_path
 ):
     manager = start(one_route_router(qos=1, worker_count=2), broker, group_name, restart_backoff=0.05,
-                    crash_loop_restarts=2)
+                    crash_loop_restarts=2, poison_deaths=0)
     with Publisher(broker) as pub:
         pub.publish("jobs/x", {"id": "poison", "crash": True})
         wait_until(lambda: any("left the share group" in e.message for e in manager.events_since(0)),

@@ -1,0 +1,348 @@
+"""Arbiter: the supervisor loop, on one thread that owns every worker process.
+
+gunicorn's ``Arbiter.run`` is the shape. Each pass: wait on the workers' sockets, their exit
+descriptors and the wake-up pipe; read what workers said; run the operator's queued commands;
+reap the dead; act on deadlines (backoff over, hung, stop deadline) and advance a rollout;
+sample CPU and memory; publish a new snapshot. The Arbiter is also its slots' ``SlotHost``:
+every side effect a slot needs (launch, events, the session ledger) goes through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import selectors
+import sys
+import threading
+import time
+from concurrent.futures import Future
+
+from ..in_hand import InHand
+from ..mqtt_client import end_session, leave_share_group
+from ..protocol import DeadLettered, Heartbeat, LogLine, ProtocolViolation, Quarantined, RoutesSource, WorkerSpec
+from ..router import Router
+from ..sessions import SessionLedger
+from ..settings import Settings
+from ..snapshot import ManagerSnapshot
+from .child_process import ChildProcess, Process
+from .commands import CommandQueue
+from .event_log import EventLog
+from .poison import PoisonLedger
+from .pool import MAIN, ClientIds, Pool
+from .rates import RouteTotals
+from .rollout import Rollout, plan_reload
+from .slot import Slot
+from .snapshot_builder import Identity, build_snapshot
+
+log = logging.getLogger("routemq.manager")
+
+TICK = 0.25  # longest the supervisor sleeps without looking around
+CHECK_EVERY = 0.1  # deadlines and restarts due, at most this often
+SNAPSHOT_EVERY = 0.5  # snapshot rebuilds for new counters; a state change rebuilds at once
+SAMPLE_EVERY = 1.0  # psutil sampling and message rates
+
+
+class Arbiter:
+    def __init__(
+        self,
+        settings: Settings,
+        router: Router,
+        ids: ClientIds,
+        identity: Identity,
+        commands: CommandQueue,
+        events: EventLog,
+        ledger: SessionLedger,
+    ) -> None:
+        self.settings = settings
+        self.router = router
+        self.routes: RoutesSource | None = None  # set before the first launch
+        self.ids = ids
+        self.identity = identity
+        self.commands = commands
+        self.events = events
+        self.ledger = ledger
+        self.closing = False
+        self.pools: dict[str, Pool] = {}
+        self.totals = RouteTotals()
+        self.poison = PoisonLedger(settings.poison_deaths)
+        self.exitcodes: dict[str, int] = {}  # slot -> its last exit code, even once the slot is gone
+        self.started_at: float | None = None
+        self.rollout: Rollout | None = None
+        self.stop_waiters: list[Future[None]] = []
+        self.stopping_any = False
+        self.leftovers_checked = False
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(commands.wake_fd, selectors.EVENT_READ, None)
+        self._watched: dict[int, Slot] = {}  # socket fd -> slot
+        self._last_checks = self._last_build = self._last_sample = 0.0
+        self._changed = False
+        self.build_pools()
+        self.snapshot = self._build_snapshot()
+
+    # --- the loop --------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        while True:
+            readable, exited = self._wait()
+            for slot in readable:
+                self._read(slot)
+            self.commands.run_pending(on_each=self.publish)
+            for slot in [*exited, *self._polled()]:
+                self._reap(slot)
+            now = self.now()
+            # Heartbeats wake us over a hundred times a second with 64 workers; the checks and
+            # the snapshot need not run that often, unless a slot changed state.
+            if self._changed or now - self._last_checks >= CHECK_EVERY:
+                self._last_checks = now
+                self._manage(now)
+            if now - self._last_sample >= SAMPLE_EVERY:
+                self._last_sample = now
+                for slot in self._slots():
+                    slot.sample(now)
+            if self._changed or now - self._last_build >= SNAPSHOT_EVERY:
+                self.publish()
+            self.resolve_stop_waiters()
+            if self.closing and not self._any_alive():
+                self.commands.run_pending()
+                return
+
+    def _wait(self) -> tuple[list[Slot], list[Slot]]:
+        readable: list[Slot] = []
+        exited: list[Slot] = []
+        for key, _ in self._selector.select(timeout=self._sleep_time()):
+            if key.data is None:
+                self.commands.drain_wake()
+            elif key.data[1] == "socket":
+                readable.append(key.data[0])
+            else:
+                exited.append(key.data[0])
+        return readable, exited
+
+    def _sleep_time(self) -> float:
+        due = [s.restart_at for p in self.pools.values() for s in p.slots if s.restart_at is not None]
+        return TICK if not due else max(0.0, min(TICK, min(due) - self.now()))
+
+    def _read(self, slot: Slot) -> None:
+        process = slot.process
+        if not isinstance(process, ChildProcess):
+            return
+        try:
+            for message in process.read():
+                slot.on_message(message)
+        except ProtocolViolation as violation:
+            slot.kill(f"protocol violation: {violation}")
+        if process.eof:
+            self._unwatch_socket(process)
+        self._changed = True
+
+    def _polled(self) -> list[Slot]:
+        """Workers without a pidfd (no pidfd_open on this system) are polled instead."""
+        return [s for s in self._slots() if isinstance(s.process, ChildProcess) and s.process.exit_fd is None]
+
+    def _reap(self, slot: Slot) -> None:
+        process = slot.process
+        if process is None:
+            return
+        exitcode = process.poll()
+        if exitcode is None:
+            return  # still running (polled), or the pidfd fired a moment before waitpid sees it
+        if isinstance(process, ChildProcess):
+            self._unwatch(process)
+        messages, early_errors, in_hand = process.finish()  # its last counts, log lines, fatal reason
+        for message in messages:
+            slot.on_message(message)
+        self.exitcodes[slot.key] = exitcode
+        slot.reaped(exitcode, early_errors, in_hand)
+        self._changed = True
+
+    def _manage(self, now: float) -> None:
+        for slot in self._slots():
+            slot.tick(now)
+        if self.rollout is not None and self.rollout.advance(now):
+            self.rollout = None
+        for key, pool in list(self.pools.items()):
+            pool.prune()
+            if pool.gone:
+                del self.pools[key]  # its route was removed by a reload
+
+    def _slots(self) -> list[Slot]:
+        """Every slot, as a list: acting on one may add or remove others."""
+        return [slot for pool in self.pools.values() for slot in pool.slots]
+
+    def _any_alive(self) -> bool:
+        return any(pool.alive for pool in self.pools.values())
+
+    def publish(self) -> None:
+        self._changed = False
+        self._last_build = self.now()
+        self.snapshot = self._build_snapshot()
+
+    def _build_snapshot(self) -> ManagerSnapshot:
+        return build_snapshot(self.pools.values(), self.router, self.totals, self.identity, self.started_at, self.now())
+
+    # --- SlotHost --------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def launch(self, slot: Slot) -> Process:
+        assert self.routes is not None
+        pool = self.pools[slot.pool_key]
+        spec = WorkerSpec(
+            slot=slot.key,
+            client_id=slot.client_id,
+            group_name=self.identity.group,
+            route_topic=pool.route.topic if pool.route is not None else None,
+            routes=self.routes,
+            settings=self.settings,
+            drain=slot.retiring,
+            sys_path=tuple(sys.path),
+            quarantine=tuple(Quarantined(key, s.deaths, s.last_exit) for key, s in self.poison.quarantined(slot.key)),
+        )
+        tracked = self.settings.worker_concurrency if self.settings.poison_deaths else 0
+        process = ChildProcess.launch(spec, in_hand_entries=tracked)
+        self._selector.register(process.sock.fileno(), selectors.EVENT_READ, (slot, "socket"))
+        self._watched[process.sock.fileno()] = slot
+        if process.exit_fd is not None:
+            self._selector.register(process.exit_fd, selectors.EVENT_READ, (slot, "exit"))
+        self._changed = True
+        return process
+
+    def _unwatch_socket(self, process: ChildProcess) -> None:
+        fd = process.sock.fileno()
+        if self._watched.pop(fd, None) is not None:
+            self._selector.unregister(fd)
+
+    def _unwatch(self, process: ChildProcess) -> None:
+        self._unwatch_socket(process)
+        if process.exit_fd is not None:
+            self._selector.unregister(process.exit_fd)
+
+    def event(self, kind: str, message: str, slot: str | None = None, level: int = logging.INFO) -> None:
+        self._changed = True
+        self.events.emit(kind, message, slot, level)
+
+    def log_lines(self, slot: Slot, lines: tuple[LogLine, ...], dropped: int) -> None:
+        for line in lines:
+            self.events.emit("log", line.message, slot.key, line.level, logger=line.logger)
+        if dropped:
+            self.events.emit("log", f"{dropped} log lines dropped (worker logging too fast)", slot.key, logging.WARNING)
+
+    def session_kept(self, slot: Slot) -> None:
+        self.ledger.keep(slot.client_id, slot.pool_key, slot.index)
+
+    def session_ended(self, slot: Slot) -> None:
+        self.ledger.forget(slot.client_id)
+
+    def counted(self, before: Heartbeat | None, after: Heartbeat) -> None:
+        self.totals.add(before, after)
+
+    def died_holding(self, slot: Slot, in_hand: list[InHand]) -> bool:
+        """A worker died with handlers running: each such message counts as a failure of its
+        route, and one that has now killed the slot's worker often enough is set aside."""
+        pool = self.pools[slot.pool_key]
+        for hand in in_hand:
+            found = self.router.match(hand.topic)
+            route = found[0].topic if found is not None else (pool.route.topic if pool.route else None)
+            if route is not None:
+                self.totals.add_failure(route)
+        quarantined = self.poison.died_holding(slot.key, in_hand, slot.last_exit or "?")
+        for _, suspect in quarantined:
+            self.event(
+                "poison",
+                f"a message on {suspect.topic!r} killed worker {slot.key} {suspect.deaths} times "
+                f"(last exit {suspect.last_exit}): it is set aside to the dead-letter topic when it comes back",
+                slot.key,
+                logging.ERROR,
+            )
+        return bool(quarantined)
+
+    def dead_lettered(self, slot: Slot, letters: tuple[DeadLettered, ...]) -> None:
+        for letter in letters:
+            self.poison.set_aside(slot.key, letter.key)
+            self.totals.add_dead_letter(letter.route)
+            topic = letter.key.topic.decode(errors="replace")
+            self.event("dead-letter", f"worker {slot.key} set aside a message on {topic!r} to the dead-letter topic",
+                       slot.key, logging.WARNING)
+
+    def left_for_good(self, slot: Slot) -> None:
+        """A crash-looping slot's session leaves its share group, so live workers take its share.
+
+        A dead slot's session stays in the group and the broker keeps assigning it messages. Not
+        for QoS 2: paho would take those messages (PUBREC) while leaving.
+        """
+        route = self.pools[slot.pool_key].route
+        if route is None or route.qos == 2 or self.closing:
+            return
+        subscription = route.get_subscription_topic(self.identity.group)
+
+        def leave() -> None:
+            try:
+                leave_share_group(self.settings, slot.client_id, [subscription])
+            except OSError as exc:
+                log.warning("could not take %s out of its share group: %s", slot.key, exc)
+                return
+            self.commands.call_later(
+                lambda: self.event("crash-loop", f"{slot.key} left the share group until it runs again", slot.key)
+            )
+
+        threading.Thread(target=leave, name=f"leave-share-group {slot.key}", daemon=True).start()
+
+    # --- pools -----------------------------------------------------------------------------------
+
+    def build_pools(self) -> None:
+        self.pools = {}
+        for route in self.router.routes:
+            if route.shared:
+                self.pools[route.topic] = self.new_pool(route.topic, route.worker_count)
+        if self.router.unshared_routes:
+            self.pools[MAIN] = self.new_pool(MAIN, 1)
+
+    def new_pool(self, key: str, desired: int) -> Pool:
+        route = None if key == MAIN else self.router.find_route(key)
+        return Pool(self, self.ids, key, route, desired)
+
+    def find_slot(self, key: str) -> Slot:
+        for pool in self.pools.values():
+            for slot in pool.slots:
+                if slot.key == key:
+                    return slot
+        raise ValueError(f"no worker slot {key!r}")
+
+    def begin_reload(self, router: Router, routes: RoutesSource) -> Future[None]:
+        done: Future[None] = Future()
+        old_router, self.router, self.routes = self.router, router, routes
+        if not self._any_alive():
+            # Nothing runs: the next start simply uses the new routes (and drains what is left).
+            self.build_pools()
+            self.leftovers_checked = False
+            done.set_result(None)
+            return done
+        self.event("reload", f"reloading routes: {len(old_router.routes)} before, {len(router.routes)} now")
+        self.rollout = plan_reload(self.pools, router, self.new_pool, self, done)
+        if self.rollout.advance(self.now()):
+            self.rollout = None
+        return done
+
+    def end_orphan_session(self, client_id: str) -> None:
+        """End (on a thread) a kept session whose route no longer exists."""
+
+        def end() -> None:
+            try:
+                end_session(self.settings, client_id)
+            except OSError as exc:
+                log.warning("could not end the broker session %s: %s", client_id, exc)
+                return
+            self.commands.call_later(lambda: self.ledger.forget(client_id))
+
+        threading.Thread(target=end, daemon=True).start()
+
+    def resolve_stop_waiters(self) -> None:
+        if not self.stop_waiters or self._any_alive():
+            return
+        waiters, self.stop_waiters = self.stop_waiters, []
+        if self.stopping_any:
+            self.stopping_any = False
+            self.event("stopped", "all workers stopped")
+        self.publish()
+        for waiter in waiters:
+            waiter.set_result(None)

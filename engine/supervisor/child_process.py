@@ -1,0 +1,244 @@
+"""ChildProcess: one worker process as the supervisor sees it, and every OS call made on it.
+
+Launching (``python -m engine.worker_process`` with a private socket), the pidfd that becomes
+readable when it exits, reading its messages without ever blocking, signalling its process
+group, sampling its CPU and memory, reaping it and reading what it wrote to stderr. A
+:class:`~engine.supervisor.slot.Slot` is given one and never makes an OS call itself, so slot
+and pool behaviour can be tested with a dummy (supervisord's ``DummyOptions`` idea).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Protocol
+
+import psutil
+
+from .. import in_hand
+from ..in_hand import InHand, InHandTable
+from ..protocol import (
+    Command,
+    FrameReader,
+    ProtocolViolation,
+    WorkerMessage,
+    WorkerSpec,
+    decode,
+    encode,
+    frame,
+)
+
+# The workers get their settings over their socket; these never go into their environment.
+SECRET_VARIABLES = frozenset({"MQTT_PASSWORD", "MQTT_TLS_KEYFILE_PASSWORD", "FLEET_CONTROL_KEY"})
+READ_CHUNK = 65536
+READS_PER_WAKE = 16  # then other workers get their turn; the selector wakes us again
+SPEC_SEND_TIMEOUT = 10.0
+STDERR_KEPT = 16384  # bytes of a worker's early stderr kept for its exit cause
+
+
+class Process(Protocol):
+    """What a slot needs of its process; ChildProcess is the real one, tests use dummies."""
+
+    pid: int
+
+    @property
+    def eof(self) -> bool: ...
+
+    def read(self) -> list[WorkerMessage]: ...
+
+    def send(self, command: Command) -> None: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
+
+    def poll(self) -> int | None: ...
+
+    def sample(self) -> tuple[float | None, int | None]: ...
+
+    def finish(self) -> tuple[list[WorkerMessage], str, list[InHand]]: ...
+
+
+class ChildProcess:
+    """A launched worker. Its socket is non-blocking: a worker stopped in the middle of a
+    message, or a handler writing half a frame, delays nobody; framing and decoding happen in
+    :class:`~engine.protocol.FrameReader` and :func:`~engine.protocol.decode`."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], sock: socket.socket, in_hand: InHandTable | None) -> None:
+        self.popen = popen
+        self.in_hand = in_hand
+        self.pid = popen.pid
+        self.sock = sock
+        self.exit_fd = _open_pidfd(popen.pid)  # None where pidfd_open is missing: then polled
+        self._reader = FrameReader()
+        self._eof = False
+        self._ps: psutil.Process | None
+        try:
+            self._ps = psutil.Process(popen.pid)
+        except psutil.Error:
+            self._ps = None
+        self._cpu_mark = (time.monotonic(), 0.0)  # a process just started has used no CPU to speak of
+
+    @classmethod
+    def launch(cls, spec: WorkerSpec, in_hand_entries: int = 0) -> ChildProcess:
+        """Start ``python -m engine.worker_process`` and hand it its spec over a private socket;
+        with ``in_hand_entries``, share an in-hand table of that many messages with it."""
+        parent_sock, child_sock = socket.socketpair()
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
+        table_fd = in_hand.create(in_hand_entries) if in_hand_entries else None
+        passed = [child_sock.fileno()] if table_fd is None else [child_sock.fileno(), table_fd]
+        spec = dataclasses.replace(spec, in_hand_fd=table_fd)
+        try:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "engine.worker_process", "--slot", spec.slot, "--fd", str(child_sock.fileno())],
+                pass_fds=passed,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,  # only what a worker prints before it routes output to its log
+                env=env,
+                # Its own session and process group: Ctrl+C and terminal hang-ups are the manager's
+                # to handle, and signalling the group reaches the children a handler forked.
+                start_new_session=True,
+            )
+        except BaseException:
+            parent_sock.close()
+            if table_fd is not None:
+                os.close(table_fd)
+            raise
+        finally:
+            child_sock.close()
+        table = None
+        if table_fd is not None:
+            table = InHandTable(table_fd)  # it maps the memory: the descriptor can go
+            os.close(table_fd)
+        parent_sock.settimeout(SPEC_SEND_TIMEOUT)
+        with contextlib.suppress(OSError):  # it died at once; the reaper reports how
+            parent_sock.sendall(frame(pickle.dumps(spec)))
+        parent_sock.setblocking(False)
+        return cls(popen, parent_sock, table)
+
+    # --- messages ------------------------------------------------------------------------------
+
+    @property
+    def eof(self) -> bool:
+        """The worker closed its end (it is exiting): stop watching the socket."""
+        return self._eof
+
+    def read(self) -> list[WorkerMessage]:
+        """The messages complete so far, never waiting; ProtocolViolation for anything else."""
+        frames: list[bytes] = []
+        for _ in range(READS_PER_WAKE):
+            try:
+                data = self.sock.recv(READ_CHUNK)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                data = b""
+            if not data:
+                self._eof = True
+                break
+            frames.extend(self._reader.feed(data))
+            if len(data) < READ_CHUNK:
+                break
+        return [decode(body) for body in frames]
+
+    def send(self, command: Command) -> None:
+        # A command is a few bytes and the worker reads them on a thread of its own; if its
+        # buffer is full anyway, it is stuck and the hang check deals with it.
+        with contextlib.suppress(OSError):
+            self.sock.send(encode(command), socket.MSG_DONTWAIT)
+
+    # --- signals and exit ----------------------------------------------------------------------
+
+    def terminate(self) -> None:
+        self._signal_group(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal_group(signal.SIGKILL)
+
+    def _signal_group(self, signum: int) -> None:
+        # The worker leads its own process group (start_new_session): its id is the worker's pid,
+        # and Linux does not hand that number to a new process while the group has members.
+        try:
+            os.killpg(self.pid, signum)
+        except ProcessLookupError:
+            pass
+        except PermissionError:  # a member changed its credentials: at least the worker itself
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    def poll(self) -> int | None:
+        """The exit code once the process has exited (and is reaped), else None."""
+        return self.popen.poll()
+
+    def finish(self) -> tuple[list[WorkerMessage], str, list[InHand]]:
+        """After the exit: what it still had to say, what it wrote to stderr, the messages it
+        held; children it left behind are killed and every descriptor is closed."""
+        messages: list[WorkerMessage] = []
+        with contextlib.suppress(ProtocolViolation):  # dead already: a bad tail changes nothing
+            while not self._eof:
+                batch = self.read()
+                messages.extend(batch)
+                if not batch and not self._eof:
+                    break  # a child of the dead worker may hold its end open: no more is coming
+        self._signal_group(signal.SIGKILL)  # what a handler forked dies with its worker
+        stderr = _read_stderr(self.popen)
+        self.sock.close()
+        if self.exit_fd is not None:
+            os.close(self.exit_fd)
+            self.exit_fd = None
+        held: list[InHand] = []
+        if self.in_hand is not None:
+            held = self.in_hand.read()
+            self.in_hand.close()
+            self.in_hand = None
+        return messages, stderr, held
+
+    # --- sampling ------------------------------------------------------------------------------
+
+    def sample(self) -> tuple[float | None, int | None]:
+        """(% of one core since the last sample, RSS in bytes); None where unknown."""
+        if self._ps is None:
+            return None, None
+        try:
+            with self._ps.oneshot():
+                times = self._ps.cpu_times()
+                rss = self._ps.memory_info().rss
+        except psutil.Error:
+            return None, None
+        # Process.cpu_percent() would do, but it asks for the number of CPUs on every call: a
+        # good part of a sample's cost with 64 workers.
+        busy = times.user + times.system
+        now = time.monotonic()  # not the loop's time: sampling 64 workers takes a while
+        mark, self._cpu_mark = self._cpu_mark, (now, busy)
+        if now <= mark[0]:
+            return None, rss
+        return max(0.0, 100.0 * (busy - mark[1]) / (now - mark[0])), rss
+
+
+def _open_pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _read_stderr(popen: subprocess.Popen[bytes]) -> str:
+    stream = popen.stderr
+    if stream is None:
+        return ""
+    try:
+        os.set_blocking(stream.fileno(), False)
+        data = stream.read(STDERR_KEPT) or b""
+    except (OSError, ValueError):
+        data = b""
+    finally:
+        stream.close()
+    return data.decode(errors="replace").strip()

@@ -1,0 +1,46 @@
+"""EventLog: what happened to the workers, in order, for the dashboard and the headless output.
+
+Every event also goes to Python logging (``routemq.manager``; a worker's log lines to
+``routemq.worker.<slot>``), so a deployment's own log handlers see them too.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+
+from ..snapshot import EngineEvent
+
+log = logging.getLogger("routemq.manager")
+EVENTS_KEPT = 2000
+
+
+class EventLog:
+    def __init__(self, kept: int = EVENTS_KEPT) -> None:
+        self._events: deque[EngineEvent] = deque(maxlen=kept)
+        self._lock = threading.Lock()  # written by the supervisor, read by the UI's thread
+        self._seq = 0
+
+    def emit(
+        self,
+        kind: str,
+        message: str,
+        slot: str | None = None,
+        level: int = logging.INFO,
+        logger: str | None = None,
+    ) -> None:
+        with self._lock:
+            self._seq += 1
+            self._events.append(EngineEvent(self._seq, time.time(), kind, message, slot, level))
+        target = logging.getLogger(f"routemq.worker.{slot}") if kind == "log" else log
+        if target.isEnabledFor(level):
+            target.log(level, "%s", message, extra={"slot": slot, "event": kind, "origin": logger})
+
+    def since(self, seq: int) -> list[EngineEvent]:
+        """Events with a sequence number above ``seq``, oldest first (the last few thousand)."""
+        with self._lock:
+            if not self._events or self._events[-1].seq <= seq:
+                return []
+            return [e for e in self._events if e.seq > seq]

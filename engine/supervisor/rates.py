@@ -1,0 +1,79 @@
+"""Message rates and per-route totals, from the counters in workers' heartbeats.
+
+Plain objects with no clock of their own: the supervisor passes the time, tests pass any time.
+"""
+
+from __future__ import annotations
+
+from ..protocol import HEARTBEAT_INTERVAL, Heartbeat
+
+RATE_WINDOW_MIN = 0.8 * HEARTBEAT_INTERVAL  # shortest window a message rate is measured over
+SILENCE_MIN = 3 * HEARTBEAT_INTERVAL  # no heartbeat for this long: no rate either
+
+
+class RateMeter:
+    """A worker's message rates, overall and per route, from one heartbeat to the next.
+
+    Measured between heartbeats rather than between samples: with both once a second, a
+    sample's window would hold none or two heartbeats' worth of counts and the rates would
+    flicker between 0 and double. A heartbeat sent early (on subscribing, say) does not close
+    a window.
+    """
+
+    def __init__(self) -> None:
+        self.rate = 0.0
+        self.route_rates: dict[str, float] = {}  # route pattern -> msg/s
+        self._mark: tuple[float, int, dict[str, tuple[int, int]]] | None = None
+
+    def heartbeat(self, beat: Heartbeat, now: float) -> None:
+        done = beat.done
+        mark = self._mark
+        if mark is not None:
+            elapsed = now - mark[0]
+            if elapsed < RATE_WINDOW_MIN:
+                return
+            before = mark[2]
+            self.rate = max(0.0, (done - mark[1]) / elapsed)
+            self.route_rates = {
+                topic: max(0.0, (handled + failed - sum(before.get(topic, (0, 0)))) / elapsed)
+                for topic, (handled, failed) in beat.by_route.items()
+            }
+        self._mark = (now, done, beat.by_route)
+
+    def silent(self, now: float) -> None:
+        """No news for a while (hung, or stopped): not busy."""
+        if self._mark is not None and now - self._mark[0] > SILENCE_MIN:
+            self.rate, self.route_rates = 0.0, {}
+
+    def reset(self) -> None:
+        self.rate, self.route_rates, self._mark = 0.0, {}, None
+
+
+class RouteTotals:
+    """Handled and failed per route pattern, cumulative: they outlive worker restarts."""
+
+    def __init__(self) -> None:
+        self._totals: dict[str, tuple[int, int]] = {}
+        self._dead_letters: dict[str, int] = {}
+
+    def add(self, before: Heartbeat | None, after: Heartbeat) -> None:
+        """Count what a worker handled between two of its heartbeats."""
+        old = before.by_route if before is not None else {}
+        for topic, (handled, failed) in after.by_route.items():
+            old_handled, old_failed = old.get(topic, (0, 0))
+            total_handled, total_failed = self._totals.get(topic, (0, 0))
+            self._totals[topic] = (total_handled + handled - old_handled, total_failed + failed - old_failed)
+
+    def add_failure(self, topic: str) -> None:
+        """A message of ``topic``'s route killed its worker: a failure no heartbeat will report."""
+        handled, failed = self._totals.get(topic, (0, 0))
+        self._totals[topic] = (handled, failed + 1)
+
+    def add_dead_letter(self, topic: str) -> None:
+        self._dead_letters[topic] = self._dead_letters.get(topic, 0) + 1
+
+    def of(self, topic: str) -> tuple[int, int]:
+        return self._totals.get(topic, (0, 0))
+
+    def dead_letters(self, topic: str) -> int:
+        return self._dead_letters.get(topic, 0)
