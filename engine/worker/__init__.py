@@ -1,0 +1,1 @@
+"""The worker: the child process that serves one slot (see ARCHITECTURE.md)."""
