@@ -1,0 +1,69 @@
+"""Handlers that attack the supervisor from inside a worker, as a careless or hostile handler
+author could: they write to the manager's socket themselves, stop their own process in the
+middle of a message, and fork children. Module level, so worker processes can import them.
+
+Payload keys: ``out`` (a file the handler appends its pid or a child's pid to), ``marker`` (a
+path the crafted pickle would create if the manager ever unpickled it).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import subprocess
+import sys
+from typing import Any
+
+
+def _manager_fd() -> int:
+    # The worker's command line names the socket it shares with the manager.
+    return int(sys.argv[sys.argv.index("--fd") + 1])
+
+
+def _note(payload: Any, text: str) -> None:
+    with open(payload["out"], "a") as out:
+        out.write(f"{text}\n")
+
+
+class _Exploit:
+    """Unpickling this runs a shell command: what a pickle from a worker could do to its reader."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def send_pickle(payload: Any, client: Any) -> None:
+    """Send the manager a well-framed pickle that would run ``touch <marker>`` when loaded."""
+    import pickle
+
+    body = pickle.dumps(("stats", _Exploit(payload["marker"])))
+    os.write(_manager_fd(), struct.pack(">I", len(body)) + body)
+    _note(payload, f"sent {os.getpid()}")
+
+
+def stop_mid_frame(payload: Any, client: Any) -> None:
+    """Write the first half of a large frame to the manager's socket, then SIGSTOP ourselves."""
+    _note(payload, f"stopping {os.getpid()}")
+    body = b'{"type":"logs","logs":[],"logs_dropped":0,"pad":"' + b"x" * 200_000
+    os.write(_manager_fd(), struct.pack(">I", len(body) + 2) + body[: len(body) // 2])
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def partial_frame(payload: Any, client: Any) -> None:
+    """Write a frame header and only part of its body, then carry on as if nothing happened."""
+    os.write(_manager_fd(), struct.pack(">I", 5000) + b'{"type":"heart')
+    _note(payload, f"partial {os.getpid()}")
+
+
+def fork_sleeper(payload: Any, client: Any) -> None:
+    """Start a child that would sleep for an hour; note its pid."""
+    child = subprocess.Popen(["sleep", "3600"], stdin=subprocess.DEVNULL)
+    _note(payload, str(child.pid))
+
+
+def record(payload: Any, client: Any) -> None:
+    _note(payload, str(os.getpid()))
