@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 from textual import events
 from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
@@ -75,10 +76,10 @@ class DashboardApp(App[int]):
 
     CSS_PATH = "dashboard.tcss"
     TITLE = "routemq-dash"
-    BINDINGS: ClassVar = keys.bindings()
+    BINDINGS: ClassVar[list[BindingType]] = list(keys.bindings())
     COMMANDS: ClassVar = App.COMMANDS | {DashboardCommands}
     # Screens 40 lines or taller get the "-tall" class: more room for history and the log.
-    VERTICAL_BREAKPOINTS: ClassVar = [(0, "-short"), (40, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (40, "-tall")]  # App declares it ClassVar[...] | None
 
     def __init__(
         self,
@@ -224,9 +225,7 @@ class DashboardApp(App[int]):
         with self.batch_update():
             self._show_header()
             self.workers_table.show(snapshot.workers)
-            self.routes_table.scale_targets = dict(self._scale_targets)
-            self.routes_table.pools_started = snapshot.started
-            self.routes_table.show(snapshot.routes)
+            self._show_routes()
             self.throughput.show(self.throughput_history)
             self.log_panel.add_events([e for e in new_events if e.level >= self.log_level][-MAX_LINES:])
         for toast in toasts_for(new_events):
@@ -368,17 +367,18 @@ class DashboardApp(App[int]):
             f"scale {route.topic}", f"scaling {route.topic} to {target}",
             lambda: self.manager.scale_route(route.topic, target), scale=(route.topic, target),
         )
-        self._show_scale_targets()
+        self._show_routes()
 
     def _forget_applied_scale_targets(self) -> None:
         in_flight = {call.scale[0] for call in self._pending.values() if call.scale}
         for topic in [topic for topic in self._scale_targets if topic not in in_flight]:
             del self._scale_targets[topic]
 
-    def _show_scale_targets(self) -> None:
+    def _show_routes(self) -> None:
+        """The routes of the last snapshot, with the scale requests not applied yet."""
         if self.snapshot is not None:
-            self.routes_table.scale_targets = dict(self._scale_targets)
-            self.routes_table.show(self.snapshot.routes)
+            self.routes_table.show(self.snapshot.routes, scale_targets=self._scale_targets,
+                                   pools_started=self.snapshot.started)
 
     def action_restart_dead(self) -> None:
         self._engine_call("restart", "restarting dead workers", self.manager.restart_dead_workers,

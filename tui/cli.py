@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from engine import RouterLoadError, RouterRegistry, SettingsError, WorkerManager, load_settings
+from engine import Router, RouterLoadError, RouterRegistry, SettingsError, WorkerManager, load_settings
 from engine.broker import BrokerChoice, BrokerStartError, broker_configured, choose_broker, parse_broker_option
 from engine.settings import VARIABLES, Settings, configure_logging
 from engine.worker_manager import ManagerConflict
@@ -216,7 +216,7 @@ def run_headless(manager: WorkerManager, args: argparse.Namespace) -> int:
 
     routers = args.routers
 
-    def reload() -> object:
+    def reload() -> Router:
         return RouterRegistry(routers).discover_and_load_routers(fresh=True)
 
     runner = HeadlessRunner(

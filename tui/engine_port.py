@@ -20,7 +20,6 @@ class EnginePort(Protocol):
     """
 
     settings: Settings
-    group_name: str
 
     def start_workers(self, num_workers: int | None = None) -> None: ...
 
@@ -29,8 +28,6 @@ class EnginePort(Protocol):
     def scale_route(self, topic: str, count: int) -> None: ...
 
     def restart_dead_workers(self) -> int: ...
-
-    def restart_worker(self, slot: str) -> None: ...
 
     def snapshot(self) -> ManagerSnapshot: ...
 

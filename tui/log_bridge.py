@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from textual.app import App
 from textual.message import Message
@@ -33,7 +34,7 @@ class EngineLogRecord(Message):
 class PanelLogHandler(logging.Handler):
     """Posts each record to the app as an :class:`EngineLogRecord`."""
 
-    def __init__(self, app: App[object], level: int = logging.NOTSET) -> None:
+    def __init__(self, app: App[Any], level: int = logging.NOTSET) -> None:
         super().__init__(level)
         self.app = app
 
@@ -49,7 +50,7 @@ class PanelLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def attach(app: App[object], logger_name: str = ENGINE_LOGGER) -> PanelLogHandler:
+def attach(app: App[Any], logger_name: str = ENGINE_LOGGER) -> PanelLogHandler:
     handler = PanelLogHandler(app)
     logging.getLogger(logger_name).addHandler(handler)
     return handler

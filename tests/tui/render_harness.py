@@ -1,12 +1,16 @@
 """What one dashboard refresh costs, in-process, with 64 workers that change like real ones.
 
 Run as a script (``python -m tests.tui.render_harness [--refreshes N] [--profile]``) to print,
-per refresh, in CPU time of the event loop's thread: reconciling (``refresh_dashboard()``),
-painting afterwards (layouts and compositor updates), and producing the terminal output (which a
-headless test app skips: it is produced here as the real driver would, and dropped); then the
-Rich renders (``Console.render_lines`` calls), the layouts and the widgets painted. With
-``--live SECONDS`` it runs the 1 s refresh timer instead and prints the process's CPU use. The
-test suite uses :func:`measure` to hold a refresh to no layout and no Rich render.
+per refresh, in CPU time of the event loop's thread: reconciling (``refresh_dashboard()``) and
+the frame that follows (painting the changed lines: the widgets' ``render_lines`` and the
+compositor); then the Rich renders (``Console.render_lines`` calls), the layouts asked for
+(``refresh(layout=True)`` calls) and the widgets painted. With ``--live SECONDS`` it runs the 1 s
+refresh timer instead and prints the process's CPU use. The test suite uses :func:`measure` to
+hold a refresh to no layout and no Rich render.
+
+Only public API is instrumented (Rich's ``Console.render_lines``, Textual's ``Widget.render_lines``
+and ``Widget.refresh``), so this works across Textual versions. It does not make the terminal's
+output (a headless app skips that): bench/dashboard.py measures the real command in a terminal.
 
 The snapshots come from :class:`LiveManager`: a 64-worker pool (one shared route, as in
 ``bench/dashboard.py``) plus the main worker, where every second each worker's CPU, rate,
@@ -30,9 +34,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from textual._compositor import Compositor, CompositorUpdate
-from textual.app import App
-from textual.screen import Screen
 from textual.widget import Widget
 
 from engine.snapshot import BrokerInfo, ManagerSnapshot, RouteInfo, SlotState, WorkerInfo
@@ -94,12 +95,10 @@ class LiveManager(FakeManager):
 
 @dataclass
 class Refresh:
-    """One refresh: CPU seconds to reconcile, paint and make the output; what was rendered."""
+    """One refresh: CPU seconds to reconcile and to paint the frame after it; what was rendered."""
 
     reconcile: float
     paint: float
-    output: float
-    output_chars: int
     layouts: int
     renders: int
     painted: Counter[str]  # widget class -> times painted
@@ -108,33 +107,15 @@ class Refresh:
 
 @contextmanager
 def _instrumented() -> Iterator[dict[str, Any]]:
-    """Count Console.render_lines calls, widget paints and layouts; time layouts and paints."""
-    seen: dict[str, Any] = {"renders": 0, "paint": 0.0, "layouts": 0, "painted": Counter(), "by_widget": Counter(),
-                            "depth": 0, "output": 0.0, "output_chars": 0}
+    """Count Console.render_lines calls, widget paints (timed) and layouts asked for."""
+    seen: dict[str, Any] = {"renders": 0, "layouts": 0, "painted": Counter(), "by_widget": Counter()}
     render_lines = Console.render_lines
-    render_update = Compositor.render_update
     widget_render_lines = Widget.render_lines
-    refresh_layout = Screen._refresh_layout
-    display = App._display
+    widget_refresh = Widget.refresh
 
     def counted_render_lines(self: Console, *args: Any, **kwargs: Any) -> Any:
         seen["renders"] += 1
         return render_lines(self, *args, **kwargs)
-
-    @contextmanager
-    def timed() -> Iterator[None]:  # a layout paints too: count the outermost only
-        seen["depth"] += 1
-        started = time.thread_time()
-        try:
-            yield
-        finally:
-            seen["depth"] -= 1
-            if not seen["depth"]:
-                seen["paint"] += time.thread_time() - started
-
-    def timed_update(self: Compositor, *args: Any, **kwargs: Any) -> Any:
-        with timed():
-            return render_update(self, *args, **kwargs)
 
     def counted_widget_render_lines(self: Widget, crop: Any) -> Any:
         name = type(self).__name__
@@ -145,31 +126,20 @@ def _instrumented() -> Iterator[dict[str, Any]]:
         finally:
             seen["by_widget"][name] += time.thread_time() - started
 
-    def counted_layout(self: Screen[Any], *args: Any, **kwargs: Any) -> None:
-        seen["layouts"] += 1
-        with timed():
-            refresh_layout(self, *args, **kwargs)
-
-    def rendered_display(self: App[Any], screen: Screen[Any], renderable: Any) -> None:
-        if isinstance(renderable, CompositorUpdate) and not self._batch_count:
-            started = time.thread_time()
-            seen["output_chars"] += len(renderable.render_segments(self.console))
-            seen["output"] += time.thread_time() - started
-        display(self, screen, renderable)
+    def counted_refresh(self: Widget, *regions: Any, **options: Any) -> Any:
+        if options.get("layout"):
+            seen["layouts"] += 1
+        return widget_refresh(self, *regions, **options)
 
     Console.render_lines = counted_render_lines  # type: ignore[method-assign]
-    Compositor.render_update = timed_update  # type: ignore[method-assign]
     Widget.render_lines = counted_widget_render_lines  # type: ignore[method-assign]
-    Screen._refresh_layout = counted_layout  # type: ignore[method-assign]
-    App._display = rendered_display  # type: ignore[method-assign]
+    Widget.refresh = counted_refresh  # type: ignore[method-assign]
     try:
         yield seen
     finally:
         Console.render_lines = render_lines  # type: ignore[method-assign]
-        Compositor.render_update = render_update  # type: ignore[method-assign]
         Widget.render_lines = widget_render_lines  # type: ignore[method-assign]
-        Screen._refresh_layout = refresh_layout  # type: ignore[method-assign]
-        App._display = display  # type: ignore[method-assign]
+        Widget.refresh = widget_refresh  # type: ignore[method-assign]
 
 
 async def measure(refreshes: int = 20, warmup: int = 5, size: tuple[int, int] = (160, 48),
@@ -188,15 +158,14 @@ async def measure(refreshes: int = 20, warmup: int = 5, size: tuple[int, int] = 
                     profile.enable()
                 started = time.thread_time()
                 await app.refresh_dashboard()
-                reconcile = time.thread_time() - started
+                reconciled = time.thread_time()
                 await pilot.pause(0.05)  # the screen's update timer paints within a frame
+                painted = time.thread_time()
                 if profile:
                     profile.disable()
                 results.append(Refresh(
-                    reconcile=reconcile,
-                    paint=seen["paint"] - before["paint"],
-                    output=seen["output"] - before["output"],
-                    output_chars=seen["output_chars"] - before["output_chars"],
+                    reconcile=reconciled - started,
+                    paint=painted - reconciled,
                     layouts=seen["layouts"] - before["layouts"],
                     renders=seen["renders"] - before["renders"],
                     painted=seen["painted"] - before["painted"],
@@ -206,7 +175,7 @@ async def measure(refreshes: int = 20, warmup: int = 5, size: tuple[int, int] = 
 
 
 async def cpu_percent(seconds: float, size: tuple[int, int] = (160, 48), refresh: float = 1.0) -> float:
-    """% of one core the dashboard uses over ``seconds`` of refreshes (the output made, not written)."""
+    """% of one core the dashboard uses over ``seconds`` of refreshes (no terminal output made)."""
     app = make_app(LiveManager(), refresh=refresh)
     async with app.run_test(size=size) as pilot:
         await pilot.pause(3 * refresh)  # the first refreshes build every row
@@ -215,9 +184,9 @@ async def cpu_percent(seconds: float, size: tuple[int, int] = (160, 48), refresh
             await asyncio.sleep(seconds)
             elapsed = time.perf_counter() - started
             used = time.process_time() - cpu
-        per_second = {key: seen[key] / elapsed for key in ("paint", "output", "layouts", "renders")}
-        print(f"a second: painting {per_second['paint'] * 1000:.1f} ms, output {per_second['output'] * 1000:.1f} ms, "
-              f"{per_second['layouts']:.1f} layouts, {per_second['renders']:.0f} Rich renders")
+        painting = sum(seen["by_widget"].values())
+        print(f"a second: painting widgets {painting / elapsed * 1000:.1f} ms, "
+              f"{seen['layouts'] / elapsed:.1f} layouts asked for, {seen['renders'] / elapsed:.0f} Rich renders")
         return 100 * used / elapsed
 
 
@@ -235,10 +204,9 @@ def summary(results: list[Refresh]) -> str:
     n = len(results)
     return "\n".join([
         f"{n} refreshes, medians (fastest): reconcile {_ms(r.reconcile for r in results)}, "
-        f"paint {_ms(r.paint for r in results)}, output {_ms(r.output for r in results)} "
-        f"({statistics.median(r.output_chars for r in results):g} characters), "
+        f"paint {_ms(r.paint for r in results)}, "
         f"Rich renders {statistics.median(r.renders for r in results):g}, "
-        f"layouts {statistics.median(r.layouts for r in results):g}",
+        f"layouts asked for {statistics.median(r.layouts for r in results):g}",
         "widgets painted per refresh: "
         + ", ".join(f"{name} {count / n:g} times {by_widget[name] * 1000 / n:.2f} ms"
                     for name, count in painted.most_common()),

@@ -391,7 +391,7 @@ class TestRefresh:
             assert table.border_subtitle == "sorted by route ▲"
             assert table.row_keys[0] == "main"  # "(non-shared routes)" sorts before "sensors/..."
             # Click the "route" header: the border, the slot column, then into the route column.
-            x = 1 + table.ordered_columns[0].get_render_width(table) + 2
+            x = 1 + table.column_x("route") + 2
             await pilot.click(table, offset=(x, 1))
             assert (table.sort_column, table.sort_reverse) == ("route", True)
             assert table.row_keys[-1] == "main"

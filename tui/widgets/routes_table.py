@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from engine.snapshot import RouteInfo
@@ -17,11 +18,21 @@ class RoutesTable(KeyedTable[RouteInfo]):
     COMPONENT_CLASSES: ClassVar[set[str]] = {"routes-table--short", "routes-table--empty"}
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        # Set by the app before each show(): scale requests the engine has not applied yet
-        # (shown as "2/2 → 3"), and whether the pools are meant to be running at all.
-        self.scale_targets: dict[str, int] = {}
-        self.pools_started = True
+        # As of the last show(): see there.
+        self._scale_targets: Mapping[str, int] = {}
+        self._pools_started = True
         super().__init__(id=id, classes=classes)
+
+    def show(
+        self, items: Sequence[RouteInfo], *, scale_targets: Mapping[str, int] | None = None, pools_started: bool = True
+    ) -> None:
+        """Show these routes; ``scale_targets`` maps a route to the worker count asked for and not
+        applied yet (shown as "2/2 → 3"); ``pools_started`` says whether the pools are meant to run
+        at all (if not, pools short of workers are not in colour: nothing is missing).
+        """
+        self._scale_targets = dict(scale_targets or {})
+        self._pools_started = pools_started
+        super().show(items)
 
     def column_specs(self) -> tuple[ColumnSpec[RouteInfo], ...]:
         return (
@@ -35,13 +46,15 @@ class RoutesTable(KeyedTable[RouteInfo]):
                        "right"),
             ColumnSpec("handled", "handled", lambda r: fmt.count(r.handled), lambda r: r.handled, "right"),
             ColumnSpec("failed", "failed", lambda r: fmt.count(r.failed), lambda r: r.failed, "right"),
+            ColumnSpec("dead", "dead letters", lambda r: fmt.count(r.dead_lettered), lambda r: r.dead_lettered,
+                       "right"),
         )
 
     def _workers_text(self, route: RouteInfo) -> str:
         if not route.shared:  # served by the one main worker, whatever the counts say
             return "main" if route.live_workers else "main (down)"
         text = f"{route.live_workers}/{route.desired_workers}"
-        target = self.scale_targets.get(route.topic)
+        target = self._scale_targets.get(route.topic)
         if target is not None and target != route.desired_workers:
             text += f" → {target}"
         return text
@@ -50,7 +63,7 @@ class RoutesTable(KeyedTable[RouteInfo]):
         return item.topic
 
     def row_style(self, item: RouteInfo) -> str | None:
-        if not self.pools_started:
+        if not self._pools_started:
             return None  # stopped on purpose: nothing is missing
         if item.live_workers == 0 and (item.desired_workers or not item.shared):
             return "routes-table--empty"

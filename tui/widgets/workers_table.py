@@ -15,9 +15,11 @@ _ROW_CLASS = {
     SlotState.CRASH_LOOP: "workers-table--crash-loop",
     SlotState.STARTING: "workers-table--changing",
     SlotState.STOPPING: "workers-table--changing",
+    SlotState.RESTARTING: "workers-table--changing",
     SlotState.DRAINING: "workers-table--changing",
     SlotState.EXITED: "workers-table--idle",
     SlotState.STOPPED: "workers-table--idle",
+    SlotState.RETIRED: "workers-table--idle",
 }
 _STATE_CLASS = {
     SlotState.RUNNING: "workers-table--running-state",
