@@ -90,7 +90,9 @@ def _command_cpu(broker: PrivateMosquitto, headless: bool, seconds: float, worke
         try:
             measured = psutil.Process(process.pid)
             common.wait_until(lambda: _workers_running(process.pid) >= workers, 180, f"{workers} workers")
-            time.sleep(3)  # let start-up settle (imports, first renders) before the window opens
+            # The command starts the workers first and only then imports Textual, parses the CSS
+            # and lays out the screen: let all of that pass before the window opens.
+            time.sleep(10)
             before = measured.cpu_times()
             start = time.monotonic()
             time.sleep(seconds)
