@@ -125,6 +125,7 @@ class Arbiter:
         process = slot.process
         if not isinstance(process, ChildProcess):
             return
+        state = slot.state
         try:
             for message in process.read():
                 slot.on_message(message)
@@ -132,7 +133,10 @@ class Arbiter:
             slot.kill(f"protocol violation: {violation}")
         if process.eof:
             self._unwatch_socket(process)
-        self._changed = True
+        # A heartbeat's new counters wait for the next timed rebuild (SNAPSHOT_EVERY); only a
+        # change of state is published at once: with 64 workers, heartbeats come 64 times a second.
+        if slot.state is not state:
+            self._changed = True
 
     def _polled(self) -> list[Slot]:
         """Workers without a pidfd (no pidfd_open on this system) are polled instead."""
