@@ -229,3 +229,41 @@ def test_first_run_with_the_embedded_broker_serves_the_demo(group_name, run):
                timeout=30, what="demo traffic handled")
     assert app.stop(signal.SIGTERM) == 0
     assert app.saw("all workers stopped")
+
+
+STALLING_ROUTES = """
+from engine import Router
+from tests.e2e.hostile_handlers import record, stop_mid_frame
+
+router = Router()
+router.on("stall/+", stop_mid_frame, qos=1, shared=True)
+router.on("steady/+", record, qos=1, shared=True)
+"""
+
+
+def test_a_worker_stopped_mid_message_neither_freezes_metrics_nor_delays_sigterm(
+    broker, group_name, project, run, tmp_path
+):
+    (project / f"cmdroutes_{group_name}" / "jobs.py").write_text(STALLING_ROUTES)
+    metrics_port = free_port()
+    app = run("--no-ui", "--routers", f"cmdroutes_{group_name}", "--broker", f"{broker.host}:{broker.port}",
+              "--group", group_name, "--metrics-port", str(metrics_port),
+              env={"WORKER_GRACEFUL_TIMEOUT": "2", "WORKER_HANG_TIMEOUT": "600"})
+    wait_until(lambda: len(app.worker_pids()) == 2, what="two workers")
+    wait_until(lambda: http_get(f"http://127.0.0.1:{metrics_port}/healthz")[0] == 200, what="healthy")
+    out = tmp_path / "out"
+    with Publisher(broker) as publisher:
+        publisher.publish("stall/1", {"out": str(out)})
+    wait_until(lambda: out.exists() and len(out.read_text().split()) == 2, what="the worker stopping itself")
+    stopped = int(out.read_text().split()[1])
+    wait_until(lambda: "T (stopped)" in Path(f"/proc/{stopped}/status").read_text(), what="it stopped")
+    # Another pool's worker dies meanwhile: /metrics shows it replaced (the supervisor is not stuck).
+    steady = next(pid for pid in app.worker_pids() if pid != stopped)
+    os.kill(steady, signal.SIGKILL)
+    restarted = 'routemq_worker_restarts_total{route="steady/+",slot="steady/+#0"} 1.0'
+    wait_until(lambda: restarted in http_get(f"http://127.0.0.1:{metrics_port}/metrics")[1],
+               what="/metrics showing the restart")
+    # SIGTERM: the stopped worker cannot finish; it is killed at the graceful timeout.
+    assert app.stop(signal.SIGTERM) == 0
+    assert process_gone(stopped)
+    assert app.worker_pids() == set()
