@@ -28,7 +28,7 @@ from .protocol import RoutesSource
 from .router import Router
 from .sessions import SessionLedger
 from .settings import Settings, load_settings
-from .snapshot import EngineEvent, ManagerSnapshot
+from .snapshot import EngineEvent, ManagerSnapshot, WorkerInfo
 from .supervisor import verbs
 from .supervisor.arbiter import Arbiter
 from .supervisor.commands import CommandQueue
@@ -51,7 +51,7 @@ class WorkerHandle:
         self._manager = manager
         self.slot = slot
 
-    def _info(self) -> Any:
+    def _info(self) -> WorkerInfo | None:
         return next((w for w in self._manager.snapshot().workers if w.slot == self.slot), None)
 
     @property
@@ -153,12 +153,12 @@ class WorkerManager:
                 "topic": route.topic,
                 "mqtt_topic": route.mqtt_topic,
                 "qos": route.qos,
-                "worker_count": route.desired_workers,
-                "subscription": f"$share/{self.group_name}/{route.mqtt_topic}",
-                "live_workers": route.live_workers,
+                "worker_count": info.desired_workers,
+                "subscription": route.get_subscription_topic(self.group_name),
+                "live_workers": info.live_workers,
             }
-            for route in self.snapshot().routes
-            if route.shared
+            for info in self.snapshot().routes
+            if info.shared and (route := self.router.find_route(info.topic)) is not None
         ]
 
     @property

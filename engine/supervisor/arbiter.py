@@ -72,7 +72,6 @@ class Arbiter:
         self.leftovers_checked = False
         self._selector = selectors.DefaultSelector()
         self._selector.register(commands.wake_fd, selectors.EVENT_READ, None)
-        self._watched: dict[int, Slot] = {}  # socket fd -> slot
         self._last_checks = self._last_build = self._last_sample = 0.0
         self._changed = False
         self.build_pools()
@@ -205,7 +204,6 @@ class Arbiter:
         tracked = self.settings.worker_concurrency if self.settings.poison_deaths else 0
         process = ChildProcess.launch(spec, in_hand_entries=tracked)
         self._selector.register(process.sock.fileno(), selectors.EVENT_READ, (slot, "socket"))
-        self._watched[process.sock.fileno()] = slot
         if process.exit_fd is not None:
             self._selector.register(process.exit_fd, selectors.EVENT_READ, (slot, "exit"))
         self._changed = True
@@ -213,7 +211,7 @@ class Arbiter:
 
     def _unwatch_socket(self, process: ChildProcess) -> None:
         fd = process.sock.fileno()
-        if self._watched.pop(fd, None) is not None:
+        if fd in self._selector.get_map():  # not when it was unwatched at end of file already
             self._selector.unregister(fd)
 
     def _unwatch(self, process: ChildProcess) -> None:
