@@ -171,6 +171,8 @@ class Heartbeat:
     in_flight: int = 0
     last_message_at: float | None = None  # wall clock
     oldest_handler_age: float | None = None  # seconds the longest-running handler has run
+    clock: float = 0.0  # the worker's monotonic clock when this was sent
+    busy_seconds: float = 0.0  # seconds of that clock the worker was busy (engine/worker/busy.py)
     logs: tuple[LogLine, ...] = ()
     logs_dropped: int = 0
     dead_lettered: tuple[DeadLettered, ...] = ()  # since the last heartbeat
@@ -327,6 +329,8 @@ def _heartbeat_in(data: dict[str, Any]) -> Heartbeat:
         in_flight=_int(data, "in_flight"),
         last_message_at=_optional_float(data, "last_message_at"),
         oldest_handler_age=_optional_float(data, "oldest_handler_age"),
+        clock=_seconds(data, "clock"),
+        busy_seconds=_seconds(data, "busy_seconds"),
         logs=_lines_in(data.get("logs")),
         logs_dropped=_int(data, "logs_dropped"),
         dead_lettered=_dead_lettered_in(data.get("dead_lettered", [])),
@@ -386,6 +390,13 @@ def _str(data: dict[str, Any], name: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{name} not a string")
     return value[:2000]
+
+
+def _seconds(data: dict[str, Any], name: str) -> float:
+    value = _optional_float(data, name)
+    if value is None or not 0.0 <= value < float("inf"):
+        raise TypeError(f"{name} not a number of seconds")
+    return value
 
 
 def _optional_float(data: dict[str, Any], name: str) -> float | None:

@@ -10,6 +10,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
+from .autoscale import AutoscaleRange
 from .middleware import Context, Middleware
 from .topics import TopicPattern, TopicTrie, parse_pattern
 
@@ -29,7 +30,9 @@ class Route:
 
     __slots__ = (
         "_call",
+        "autoscale",
         "handler",
+        "is_async",
         "is_plain",
         "middleware",
         "mqtt_topic",
@@ -48,6 +51,7 @@ class Route:
         middleware: Sequence[Middleware] | None = None,
         shared: bool = False,
         worker_count: int = 1,
+        autoscale: tuple[int, int] | None = None,
     ) -> None:
         self.pattern: TopicPattern = parse_pattern(topic)
         self.topic = topic
@@ -66,19 +70,26 @@ class Route:
         self.qos = qos
         self.middleware = chain
         self.shared = bool(shared)
-        self.worker_count = worker_count
+        self.autoscale = _autoscale_range(topic, autoscale, self.shared)
+        # The starting size, within the autoscale range when there is one.
+        self.worker_count = self.autoscale.clamp(worker_count) if self.autoscale else worker_count
         self.mqtt_topic = self.pattern.mqtt_filter
+        # An async handler waits without blocking its worker; a plain one has the worker to itself.
+        self.is_async = _is_async_callable(handler)
         # A plain route (sync handler, no middleware) can be called without an event loop task.
-        self.is_plain = not chain and not _is_async_callable(handler)
+        self.is_plain = not chain and not self.is_async
         self._call = _build_chain(self)
 
     def __repr__(self) -> str:
         name = getattr(self.handler, "__qualname__", repr(self.handler))
         extra = f", shared, worker_count={self.worker_count}" if self.shared else ""
+        if self.autoscale is not None:
+            extra += f", autoscale=({self.autoscale.low}, {self.autoscale.high})"
         return f"Route({self.topic!r} -> {name}, qos={self.qos}{extra})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (Route, (self.topic, self.handler, self.qos, self.middleware, self.shared, self.worker_count))
+        limits = (self.autoscale.low, self.autoscale.high) if self.autoscale is not None else None
+        return (Route, (self.topic, self.handler, self.qos, self.middleware, self.shared, self.worker_count, limits))
 
     def matches(self, topic: str) -> dict[str, str] | None:
         """The captured parameters when ``topic`` matches this route on its own, else None."""
@@ -108,6 +119,16 @@ class Route:
             "route": self,
         }
         return await self._call(context)
+
+
+def _autoscale_range(topic: str, autoscale: Any, shared: bool) -> AutoscaleRange | None:
+    if autoscale is None:
+        return None
+    if not shared:
+        raise ValueError(f"route {topic!r}: autoscale needs shared=True (only shared routes have a pool to scale)")
+    if not isinstance(autoscale, tuple | list) or len(autoscale) != 2:
+        raise ValueError(f"route {topic!r}: autoscale must be (min_workers, max_workers), not {autoscale!r}")
+    return AutoscaleRange.checked(autoscale[0], autoscale[1], f"route {topic!r}")
 
 
 def _check_handler_signature(topic: str, handler: Handler, params: tuple[str, ...], has_middleware: bool) -> None:
@@ -212,6 +233,7 @@ class RouterGroup:
         middleware: Sequence[Middleware] | None = None,
         shared: bool = False,
         worker_count: int = 1,
+        autoscale: tuple[int, int] | None = None,
     ) -> Route:
         """Register ``prefix/topic``; the group's middleware runs before the route's own."""
         return self.router.on(
@@ -221,6 +243,7 @@ class RouterGroup:
             middleware=[*self.middleware, *(middleware or [])],
             shared=shared,
             worker_count=worker_count,
+            autoscale=autoscale,
         )
 
     def group(self, prefix: str = "", middleware: Sequence[Middleware] | None = None) -> RouterGroup:
@@ -253,10 +276,16 @@ class Router:
         middleware: Sequence[Middleware] | None = None,
         shared: bool = False,
         worker_count: int = 1,
+        autoscale: tuple[int, int] | None = None,
     ) -> Route:
-        """Register a route. Raises ValueError naming the pattern when anything is wrong."""
+        """Register a route. Raises ValueError naming the pattern when anything is wrong.
+
+        ``autoscale=(min, max)`` sizes a shared route's pool on measured load (see
+        engine/autoscale.py); ``worker_count`` is then the starting size, clamped into the range.
+        """
         route = Route(
-            topic, handler, qos=qos, middleware=middleware, shared=shared, worker_count=worker_count
+            topic, handler, qos=qos, middleware=middleware, shared=shared, worker_count=worker_count,
+            autoscale=autoscale,
         )
         self.add_route(route)
         return route

@@ -86,6 +86,19 @@ def _float_range(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def _fraction(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            raise ValueError(f"expected a fraction from {low:g} to {high:g} (0.7 is 70%)") from None
+        if not low <= value <= high or value != value:
+            raise ValueError(f"expected a fraction from {low:g} to {high:g} (0.7 is 70%)")
+        return value
+
+    return parse
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -248,6 +261,26 @@ VARIABLES: tuple[_Variable, ...] = (
         "DEAD_LETTER_TOPIC", "dead_letter_topic", "routemq/dead-letter/{group}/{route}", _dead_letter_topic,
         "Where a message that killed its worker WORKER_POISON_DEATHS times is published ({route}: the route's slug)",
     ),
+    _Variable(
+        "AUTOSCALE_TARGET_UTILIZATION", "autoscale_target", "0.7", _fraction(0.05, 1.0),
+        "Autoscaled pools are sized so that their workers are this busy on average",
+    ),
+    _Variable(
+        "AUTOSCALE_TOLERANCE", "autoscale_tolerance", "0.1", _fraction(0.0, 0.9),
+        "No resize while utilization / target is within 1 plus or minus this",
+    ),
+    _Variable(
+        "AUTOSCALE_SCALE_UP_WINDOW", "autoscale_up_window", "3", _float_range(0, 3600),
+        "Seconds a need for more workers must last before an autoscaled pool grows",
+    ),
+    _Variable(
+        "AUTOSCALE_SCALE_DOWN_WINDOW", "autoscale_down_window", "60", _float_range(0, 86400),
+        "An autoscaled pool shrinks only to the largest size needed over this many seconds",
+    ),
+    _Variable(
+        "AUTOSCALE_HOLD", "autoscale_hold", "300", _float_range(0, 86400),
+        "Seconds a pool stays held where adding workers did not raise throughput, unless the load falls first",
+    ),
 )
 
 
@@ -283,6 +316,11 @@ class Settings:
     max_messages_jitter: int = 0
     poison_deaths: int = 3
     dead_letter_topic: str = "routemq/dead-letter/{group}/{route}"
+    autoscale_target: float = 0.7
+    autoscale_tolerance: float = 0.1
+    autoscale_up_window: float = 3.0
+    autoscale_down_window: float = 60.0
+    autoscale_hold: float = 300.0
     # Where the values came from, for messages ("MQTT_PORT in .env"); not configuration itself.
     source: str = dataclasses.field(default="defaults", compare=False)
 

@@ -46,6 +46,7 @@ class WorkerInfo:
     last_exit: str | None = None  # "0", "1", "SIGKILL (likely OOM or killed)", ...
     uptime: float | None = None  # seconds the current process has been up
     is_main: bool = False
+    busy: float | None = None  # 0..1: share of the last seconds it had messages in hand (None: not known)
 
     @property
     def alive(self) -> bool:
@@ -72,6 +73,14 @@ class RouteInfo:
     handled: int = 0
     failed: int = 0  # handlers that raised, and messages whose handler killed its worker
     dead_lettered: int = 0  # messages set aside to the dead-letter topic after killing workers
+    utilization: float | None = None  # the mean busy of the pool's running workers
+    autoscale_min: int | None = None  # the autoscale range; None when the pool is sized by hand
+    autoscale_max: int | None = None
+    autoscale_held_at: int | None = None  # held there: more workers did not raise throughput
+
+    @property
+    def autoscaled(self) -> bool:
+        return self.autoscale_min is not None
 
 
 @dataclass(frozen=True, slots=True)

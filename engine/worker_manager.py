@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from .autoscale import AutoscaleRange
 from .protocol import RoutesSource
 from .router import Router
 from .sessions import SessionLedger
@@ -176,12 +177,25 @@ class WorkerManager:
         """
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"a pool needs at least one worker, not {count!r}; use stop_workers() to stop")
+        self._check_shared(topic)
+        self._prepare()
+        self._call(lambda: verbs.resize(self._arbiter, topic, count))
+
+    def set_autoscale(self, topic: str, min_workers: int | None, max_workers: int | None = None) -> None:
+        """Size the pool of the shared route ``topic`` on measured load, between ``min_workers``
+        and ``max_workers`` (the current size is clamped into that range); ``set_autoscale(topic,
+        None)`` turns it off and leaves the pool at its current size. See engine/autoscale.py."""
+        self._check_shared(topic)
+        limits = None
+        if min_workers is not None or max_workers is not None:
+            limits = AutoscaleRange.checked(min_workers, max_workers, f"set_autoscale({topic!r})")
+        self._call(lambda: verbs.set_autoscale(self._arbiter, topic, limits))
+
+    def _check_shared(self, topic: str) -> None:
         shared = [r.topic for r in self.snapshot().routes if r.shared]
         if topic not in shared:
             names = ", ".join(repr(k) for k in shared) or "none"
             raise ValueError(f"no shared route {topic!r} (shared routes: {names})")
-        self._prepare()
-        self._call(lambda: verbs.resize(self._arbiter, topic, count))
 
     def restart_dead_workers(self) -> int:
         """Restart now every slot in backoff or crash-loop; the number restarted."""

@@ -16,6 +16,7 @@ import threading
 import time
 from concurrent.futures import Future
 
+from ..autoscale import AutoscaleConfig, AutoscaleRange
 from ..in_hand import InHand
 from ..mqtt_client import end_session, leave_share_group
 from ..protocol import DeadLettered, Heartbeat, LogLine, ProtocolViolation, Quarantined, RoutesSource, WorkerSpec
@@ -23,6 +24,7 @@ from ..router import Router
 from ..sessions import SessionLedger
 from ..settings import Settings
 from ..snapshot import ManagerSnapshot
+from . import autoscaling
 from .child_process import ChildProcess, Process
 from .commands import CommandQueue
 from .event_log import EventLog
@@ -70,6 +72,9 @@ class Arbiter:
         self.stop_waiters: list[Future[None]] = []
         self.stopping_any = False
         self.leftovers_checked = False
+        # Autoscale ranges set at run time (None: turned off), which outlive a reload.
+        self.autoscale_set: dict[str, AutoscaleRange | None] = {}
+        self.autoscale_config = AutoscaleConfig.from_settings(settings)
         self._selector = selectors.DefaultSelector()
         self._selector.register(commands.wake_fd, selectors.EVENT_READ, None)
         self._last_checks = self._last_build = self._last_sample = 0.0
@@ -97,6 +102,8 @@ class Arbiter:
                 self._last_sample = now
                 for slot in self._slots():
                     slot.sample(now)
+                if self.rollout is None and not self.closing:
+                    autoscaling.step(self.pools.values(), self, now)
             if self._changed or now - self._last_build >= SNAPSHOT_EVERY:
                 self.publish()
             self.resolve_stop_waiters()
@@ -301,7 +308,10 @@ class Arbiter:
 
     def new_pool(self, key: str, desired: int) -> Pool:
         route = None if key == MAIN else self.router.find_route(key)
-        return Pool(self, self.ids, key, route, desired)
+        pool = Pool(self, self.ids, key, route, desired)
+        if route is not None:
+            pool.set_autoscale(self.autoscale_set.get(key, route.autoscale), self.autoscale_config)
+        return pool
 
     def find_slot(self, key: str) -> Slot:
         for pool in self.pools.values():
@@ -313,6 +323,7 @@ class Arbiter:
     def begin_reload(self, router: Router, routes: RoutesSource) -> Future[None]:
         done: Future[None] = Future()
         old_router, self.router, self.routes = self.router, router, routes
+        self._autoscale_from_code(old_router, router)
         if not self._any_alive():
             # Nothing runs: the next start simply uses the new routes (and drains what is left).
             self.build_pools()
@@ -324,6 +335,17 @@ class Arbiter:
         if self.rollout.advance(self.now()):
             self.rollout = None
         return done
+
+    def _autoscale_from_code(self, old: Router, new: Router) -> None:
+        """A route whose autoscale range changed in its code takes the new one (as worker_count does)."""
+        for route in new.routes:
+            before = old.find_route(route.topic)
+            if before is None or before.autoscale == route.autoscale:
+                continue
+            self.autoscale_set.pop(route.topic, None)
+            pool = self.pools.get(route.topic)
+            if pool is not None:
+                pool.set_autoscale(route.autoscale, self.autoscale_config)
 
     def end_orphan_session(self, client_id: str) -> None:
         """End (on a thread) a kept session whose route no longer exists."""

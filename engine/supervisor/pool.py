@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..autoscale import AutoscaleConfig, Autoscaler, AutoscaleRange
 from ..policy import RetireCandidate, choose_retirees
 from ..router import Route
 from ..states import SlotState
@@ -46,6 +47,7 @@ class Pool:
         self.route = route  # None for the main worker (all non-shared routes)
         self.desired = desired
         self.slots: list[Slot] = []  # in index order
+        self.autoscaler: Autoscaler | None = None  # while the pool autoscales (engine/autoscale.py)
 
     def __repr__(self) -> str:
         return f"<Pool {self.key} desired={self.desired} slots={len(self.slots)}>"
@@ -62,6 +64,26 @@ class Pool:
     def live(self) -> int:
         """Slots whose process is starting or running."""
         return sum(1 for slot in self.slots if slot.process is not None and slot.state.is_serving)
+
+    @property
+    def steady(self) -> bool:
+        """Converged: exactly ``desired`` slots, all running (none starting, draining or dead)."""
+        return len(self.slots) == self.desired and all(slot.state is SlotState.RUNNING for slot in self.slots)
+
+    def utilization(self, every: bool = False) -> float | None:
+        """The mean busy fraction of the running workers; None without a reading (with
+        ``every``, None unless every running worker has one)."""
+        readings = [slot.busy.busy for slot in self.slots if slot.state is SlotState.RUNNING]
+        known = [busy for busy in readings if busy is not None]
+        if not known or (every and len(known) < len(readings)):
+            return None
+        return sum(known) / len(known)
+
+    def set_autoscale(self, limits: AutoscaleRange | None, config: AutoscaleConfig) -> None:
+        """Autoscale within ``limits`` from now on (clamping the size into them), or stop (None)."""
+        self.autoscaler = Autoscaler(limits, config) if limits is not None else None
+        if limits is not None:
+            self.desired = limits.clamp(self.desired)
 
     @property
     def alive(self) -> bool:

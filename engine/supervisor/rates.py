@@ -5,6 +5,8 @@ Plain objects with no clock of their own: the supervisor passes the time, tests 
 
 from __future__ import annotations
 
+from collections import deque
+
 from ..protocol import HEARTBEAT_INTERVAL, Heartbeat
 
 RATE_WINDOW_MIN = 0.8 * HEARTBEAT_INTERVAL  # shortest window a message rate is measured over
@@ -47,6 +49,33 @@ class RateMeter:
 
     def reset(self) -> None:
         self.rate, self.route_rates, self._mark = 0.0, {}, None
+
+
+BUSY_WINDOW = 3 * HEARTBEAT_INTERVAL  # a worker's busy fraction is measured over about this long
+
+
+class BusyMeter:
+    """A worker's busy fraction over its last few seconds, from the busy seconds and the clock in
+    its heartbeats (both the worker's own, so the manager's scheduling delays do not blur it)."""
+
+    def __init__(self) -> None:
+        self.busy: float | None = None  # 0..1; None until two heartbeats have come
+        self._marks: deque[tuple[float, float]] = deque()  # (worker clock, busy seconds)
+
+    def heartbeat(self, beat: Heartbeat) -> None:
+        marks = self._marks
+        if marks and beat.clock <= marks[-1][0]:
+            return  # the same instant, or a clock that went back: nothing to measure
+        marks.append((beat.clock, beat.busy_seconds))
+        while len(marks) > 2 and marks[1][0] <= beat.clock - BUSY_WINDOW:
+            marks.popleft()
+        if len(marks) >= 2:
+            (start, busy_start), (end, busy_end) = marks[0], marks[-1]
+            self.busy = min(1.0, max(0.0, (busy_end - busy_start) / (end - start)))
+
+    def reset(self) -> None:
+        self.busy = None
+        self._marks.clear()
 
 
 class RouteTotals:

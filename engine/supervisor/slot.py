@@ -22,7 +22,7 @@ from ..protocol import Command, DeadLettered, Fatal, Heartbeat, Hello, LogLine, 
 from ..settings import Settings
 from ..states import Goal, SlotState, check_transition
 from .child_process import Process
-from .rates import SILENCE_MIN, RateMeter
+from .rates import SILENCE_MIN, BusyMeter, RateMeter
 
 STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat (route imports)
 
@@ -81,6 +81,7 @@ class Slot:
         self.last_failure: Fatal | None = None  # the last refusal, until a worker connects again
         self.restart_at: float | None = None
         self.rates = RateMeter()
+        self.busy = BusyMeter()
         self._reset_process_facts(0.0)
 
     def _reset_process_facts(self, now: float) -> None:
@@ -93,6 +94,7 @@ class Slot:
         self.cpu: float | None = None
         self.rss: int | None = None
         self.rates.reset()
+        self.busy.reset()
         s = self.host.settings
         self.message_limit = s.max_messages + (random.randint(0, s.max_messages_jitter) if s.max_messages else 0)
 
@@ -192,6 +194,7 @@ class Slot:
             if message.dead_lettered:
                 self.host.dead_lettered(self, message.dead_lettered)
             self.rates.heartbeat(message, now)
+            self.busy.heartbeat(message)
             self.beat = message
             self.detail = message.detail
             if message.connected:
@@ -219,6 +222,7 @@ class Slot:
         self.process = None
         self.cpu = self.rss = None
         self.rates.reset()
+        self.busy.reset()
         self.exitcode = exitcode
         described = describe_exit(exitcode) or "?"
         cause = self.killed_for or (self.fatal.reason if self.fatal else None)

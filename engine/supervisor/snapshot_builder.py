@@ -42,12 +42,16 @@ def build_snapshot(
     for pool in pools:
         workers.extend(worker_info(pool, slot, now) for slot in pool.slots)
         served = [pool.route] if pool.route is not None else router.unshared_routes
+        scaler = pool.autoscaler
+        utilization = pool.utilization()
         for route in served:
             handled, failed = totals.of(route.topic)
             rate = route_rates.get(route.topic, 0.0)
             routes.append(
                 RouteInfo(route.topic, route.mqtt_topic, route.qos, route.shared, pool.desired, pool.live, rate,
-                          handled, failed, totals.dead_letters(route.topic))
+                          handled, failed, totals.dead_letters(route.topic), utilization,
+                          scaler.limits.low if scaler else None, scaler.limits.high if scaler else None,
+                          scaler.held_at if scaler else None)
             )
     all_slots = [slot for pool in pools for slot in pool.slots]
     return ManagerSnapshot(
@@ -88,6 +92,7 @@ def worker_info(pool: Pool, slot: Slot, now: float) -> WorkerInfo:
         last_exit=slot.last_exit,
         uptime=(now - slot.spawned_at) if alive else None,
         is_main=pool.is_main,
+        busy=slot.busy.busy if alive else None,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future
 
+from ..autoscale import AutoscaleRange
 from ..policy import apportion
 from .arbiter import Arbiter
 from .pool import MAIN, Pool
@@ -43,16 +44,47 @@ def _add_workers(shared: list[Pool], num_workers: int) -> None:
         pool.desired = len(pool.active()) + (1 if pool in empty else 0) + more
 
 
-def resize(arbiter: Arbiter, key: str, count: int) -> None:
+def _shared_pool(arbiter: Arbiter, key: str) -> Pool:
     pool = arbiter.pools.get(key)
     if pool is None or pool.route is None:
         raise ValueError(f"no shared route {key!r}")
+    return pool
+
+
+def resize(arbiter: Arbiter, key: str, count: int) -> None:
+    """The operator's size. On an autoscaled pool it turns autoscaling off: what an operator
+    at a console sets by hand holds until they turn autoscaling on again."""
+    pool = _shared_pool(arbiter, key)
+    if pool.autoscaler is not None:
+        limits = pool.autoscaler.limits
+        arbiter.autoscale_set[key] = None
+        pool.set_autoscale(None, arbiter.autoscale_config)
+        arbiter.event(
+            "autoscale",
+            f"autoscale off for {key} (was {limits}): scaled by hand to {count}; turn it on again to resume",
+        )
     before, pool.desired = pool.desired, count
     if arbiter.started_at is None:
         arbiter.started_at = arbiter.now()
     pool.converge()
     if before != count:
         arbiter.event("scaled", f"pool {pool.key} scaled from {before} to {count} workers")
+
+
+def set_autoscale(arbiter: Arbiter, key: str, limits: AutoscaleRange | None) -> None:
+    pool = _shared_pool(arbiter, key)
+    was = pool.autoscaler.limits if pool.autoscaler is not None else None
+    before = pool.desired
+    arbiter.autoscale_set[key] = limits
+    pool.set_autoscale(limits, arbiter.autoscale_config)
+    if limits is None:
+        if was is not None:
+            arbiter.event("autoscale", f"autoscale off for {key}: the pool stays at {pool.desired} workers")
+        return
+    resized = f"; {before} -> {pool.desired} workers" if pool.desired != before else ""
+    arbiter.event("autoscale", f"autoscale on for {key}: {limits} workers{resized}")
+    if pool.desired != before and arbiter.started_at is not None:
+        pool.converge()
 
 
 def begin_stop(arbiter: Arbiter) -> Future[None]:

@@ -27,6 +27,7 @@ import paho.mqtt.client as mqtt
 
 from ..in_hand import InHandTable
 from ..router import Route, Router
+from .busy import BusyClock
 from .dead_letters import DeadLetters
 
 log = logging.getLogger("routemq.worker")
@@ -65,6 +66,11 @@ class InFlight:
         self.by_route: dict[str, list[int]] = {}  # route pattern -> [handled, failed]
         self.last_message_at: float | None = None  # wall clock
         self.pending = 0  # taken from paho and not yet acknowledged
+        # How busy the worker is (the autoscaler's signal): a plain handler takes all of it, an
+        # async one its share of the concurrency limit. The main worker counts as plain.
+        waits = route is not None and route.is_async
+        self.busy = BusyClock(1.0 / limit if waits else 1.0)
+        self._busy_each = waits  # with a share of 1, only 0 -> 1 and 1 -> 0 change the level
         self._inbox: deque[mqtt.MQTTMessage] = deque()  # read, not yet handled
         self._inbox_scheduled = False
         self._running: dict[int, float] = {}  # handler id -> start time (monotonic)
@@ -103,6 +109,8 @@ class InFlight:
     def on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         self.received += 1
         self.pending += 1
+        if self._busy_each or self.pending == 1:
+            self.busy.set(self.pending)
         if self.pending >= self.limit:
             self._pause()
         self._inbox.append(message)
@@ -204,6 +212,8 @@ class InFlight:
         if message.qos > 0:
             self._ack(message.mid, message.qos)
         self.pending -= 1
+        if self._busy_each or self.pending == 0:
+            self.busy.set(self.pending)
         if self.pending == self.limit - 1:  # just went below the limit: read the socket again
             self._resume()
 

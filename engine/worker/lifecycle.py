@@ -280,6 +280,7 @@ class Worker:
     def send_heartbeat(self) -> None:
         inflight = self.inflight
         lines, dropped = self.link.take_logs()
+        clock, busy = inflight.busy.reading()
         self.link.send(
             Heartbeat(
                 connected=self.io.connected,
@@ -292,6 +293,8 @@ class Worker:
                 in_flight=inflight.pending,
                 last_message_at=inflight.last_message_at,
                 oldest_handler_age=inflight.oldest_handler_age(),
+                clock=clock,
+                busy_seconds=busy,
                 logs=lines,
                 logs_dropped=dropped,
                 dead_lettered=self.inflight.dead_letters.take_reports() if self.inflight.dead_letters else (),

@@ -5,7 +5,9 @@ Payload keys: ``id`` (recorded), ``out`` (file the record is appended to), and o
 behaviours: ``started`` a path prefix: ``<prefix>.<id>`` is written when handling begins;
 ``sleep`` seconds; ``hold`` a marker path: the first delivery writes it and then
 blocks forever (a worker killed there must get the message again); ``crash`` exits the process
-at once; ``raise`` raises; ``grow_mb`` allocates and keeps memory.
+at once; ``raise`` raises; ``grow_mb`` allocates and keeps memory; ``burn`` spends that many
+seconds of CPU time (process time, so the work per message is the same however many workers
+share the cores).
 """
 
 from __future__ import annotations
@@ -38,12 +40,29 @@ def _behave(payload: Any) -> None:
             marker.write(str(os.getpid()))
     if payload.get("sleep"):
         time.sleep(payload["sleep"])
+    if payload.get("burn"):
+        _burn(payload["burn"])
+
+
+def _burn(seconds: float) -> None:
+    until = time.process_time() + seconds
+    total = 0
+    while time.process_time() < until:
+        for i in range(2000):
+            total += i * i
 
 
 def _record(payload: Any, topic: str) -> None:
     if isinstance(payload, dict) and payload.get("out"):
         with open(payload["out"], "a") as out:
             out.write(f"{os.getpid()} {payload.get('id')} {topic}\n")
+
+
+def burn(payload: Any, client: Any) -> None:
+    """Pure-Python CPU work: the payload's ``burn`` seconds of it."""
+    if isinstance(payload, dict) and payload.get("burn"):
+        _burn(payload["burn"])
+    _record(payload, "burn")
 
 
 def record(payload: Any, client: Any) -> None:
