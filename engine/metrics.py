@@ -51,6 +51,9 @@ def _worker_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
     restarts = CounterMetricFamily("routemq_worker_restarts", "Times the slot's worker was restarted", labels=labels)
     cpu = GaugeMetricFamily("routemq_worker_cpu_percent", "CPU use of the worker process", labels=labels)
     rss = GaugeMetricFamily("routemq_worker_rss_bytes", "Resident memory of the worker process", labels=labels)
+    busy = GaugeMetricFamily(
+        "routemq_worker_busy_ratio", "Share of the last seconds the worker had messages in hand (0..1)", labels=labels
+    )
     for w in snap.workers:
         key = [w.slot, w.route]
         up.add_metric(key, 1.0 if w.state is SlotState.RUNNING and w.connected else 0.0)
@@ -64,7 +67,9 @@ def _worker_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
             cpu.add_metric(key, w.cpu_percent)
         if w.rss_bytes is not None:
             rss.add_metric(key, w.rss_bytes)
-    yield from (up, state, handled, failed, in_flight, restarts, cpu, rss)
+        if w.busy is not None:
+            busy.add_metric(key, w.busy)
+    yield from (up, state, handled, failed, in_flight, restarts, cpu, rss, busy)
 
 
 def _route_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
@@ -84,6 +89,12 @@ def _route_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
         labels=labels,
     )
     rate = GaugeMetricFamily("routemq_route_messages_per_second", "Recent handling rate", labels=labels)
+    utilization = GaugeMetricFamily(
+        "routemq_route_utilization", "Mean busy ratio of the route's running workers (0..1)", labels=labels
+    )
+    autoscaled = GaugeMetricFamily("routemq_route_autoscaled", "1 when the route's pool autoscales", labels=labels)
+    low = GaugeMetricFamily("routemq_route_autoscale_min_workers", "Smallest autoscaled pool size", labels=labels)
+    high = GaugeMetricFamily("routemq_route_autoscale_max_workers", "Largest autoscaled pool size", labels=labels)
     for r in snap.routes:
         key = [r.topic, r.mqtt_topic, "true" if r.shared else "false"]
         desired.add_metric(key, r.desired_workers)
@@ -92,7 +103,14 @@ def _route_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
         failed.add_metric(key, r.failed)
         dead_lettered.add_metric(key, r.dead_lettered)
         rate.add_metric(key, r.messages_per_second)
-    yield from (desired, live, handled, failed, dead_lettered, rate)
+        if r.utilization is not None:
+            utilization.add_metric(key, r.utilization)
+        if r.shared:
+            autoscaled.add_metric(key, 1.0 if r.autoscaled else 0.0)
+        if r.autoscale_min is not None and r.autoscale_max is not None:
+            low.add_metric(key, r.autoscale_min)
+            high.add_metric(key, r.autoscale_max)
+    yield from (desired, live, handled, failed, dead_lettered, rate, utilization, autoscaled, low, high)
 
 
 def health(snap: ManagerSnapshot) -> tuple[bool, str]:

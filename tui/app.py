@@ -46,7 +46,7 @@ DEFAULT_THEME = "textual-dark"
 HISTORY_SAMPLES = 300  # throughput samples kept: 5 minutes at the default refresh
 QUIT_GROUP = "quit"
 # Engine calls that change the pool; refused (and dimmed in the footer) once quitting.
-_POOL_ACTIONS = frozenset({"scale_up", "scale_down", "restart_dead", "stop_all", "start_all"})
+_POOL_ACTIONS = frozenset({"scale_up", "scale_down", "toggle_autoscale", "restart_dead", "stop_all", "start_all"})
 
 
 class _Skipped:
@@ -110,6 +110,7 @@ class DashboardApp(App[int]):
         self._engine_lock = threading.Lock()  # one engine call at a time
         self._pending: dict[Worker[Any], _PendingCall] = {}
         self._scale_targets: dict[str, int] = {}  # route -> count asked for, not yet in a snapshot
+        self._autoscale_ranges: dict[str, tuple[int, int]] = {}  # route -> the last range seen on
         self._engine_problem: str | None = None
         self._last_table: KeyedTable[Any] | None = None
         self._log_handler: log_bridge.PanelLogHandler | None = None
@@ -222,6 +223,9 @@ class DashboardApp(App[int]):
         if new_events:
             self._last_seq = new_events[-1].seq
         self._forget_applied_scale_targets()
+        for route in snapshot.routes:
+            if route.autoscale_min is not None and route.autoscale_max is not None:
+                self._autoscale_ranges[route.topic] = (route.autoscale_min, route.autoscale_max)
         with self.batch_update():
             self._show_header()
             self.workers_table.show(snapshot.workers)
@@ -368,6 +372,20 @@ class DashboardApp(App[int]):
             lambda: self.manager.scale_route(route.topic, target), scale=(route.topic, target),
         )
         self._show_routes()
+
+    def action_toggle_autoscale(self) -> None:
+        route = self.selected_route()
+        if route is None:
+            return
+        topic = route.topic
+        if route.autoscaled:
+            self._engine_call(f"autoscale {topic}", f"autoscale off for {topic}",
+                              lambda: self.manager.set_autoscale(topic, None))
+            return
+        # The range it had (from its code, --autoscale, or earlier), else one around its size.
+        low, high = self._autoscale_ranges.get(topic, (1, max(keys.AUTOSCALE_DEFAULT_MAX, 2 * route.desired_workers)))
+        self._engine_call(f"autoscale {topic}", f"autoscale {topic} {low}-{high}",
+                          lambda: self.manager.set_autoscale(topic, low, high))
 
     def _forget_applied_scale_targets(self) -> None:
         in_flight = {call.scale[0] for call in self._pending.values() if call.scale}

@@ -71,6 +71,15 @@ def build_parser() -> argparse.ArgumentParser:
         "their worker_count (default: each route's worker_count)",
     )
     parser.add_argument(
+        "--autoscale",
+        metavar="PATTERN=MIN:MAX",
+        type=_autoscale_option,
+        action="append",
+        default=[],
+        help="size the pool of the shared route PATTERN on measured load, from MIN to MAX workers "
+        "(repeatable; see AUTOSCALE_* in .env.example)",
+    )
+    parser.add_argument(
         "--env-file",
         metavar="PATH",
         default=".env",
@@ -151,6 +160,23 @@ def _port(text: str) -> int:
     if not text.isdigit() or not 0 <= int(text) <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, not {text!r}")
     return int(text)
+
+
+def _autoscale_option(text: str) -> tuple[str, int, int]:
+    pattern, equals, limits = text.rpartition("=")
+    low, colon, high = limits.partition(":")
+    if not (equals and pattern and colon and low.isdigit() and high.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected PATTERN=MIN:MAX (say sensors/+/temperature=1:8), not {text!r}")
+    return pattern, int(low), int(high)
+
+
+def apply_autoscale(manager: WorkerManager, options: Sequence[tuple[str, int, int]]) -> None:
+    """--autoscale: ValueError naming the option when a pattern is no shared route or a range is bad."""
+    for pattern, low, high in options:
+        try:
+            manager.set_autoscale(pattern, low, high)
+        except ValueError as exc:
+            raise ValueError(f"--autoscale {pattern}={low}:{high}: {exc}") from None
 
 
 def _broker_option(text: str) -> str:
@@ -285,6 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 demo = DemoTraffic(choice.settings, args.demo).start()
                 cleanup.callback(demo.stop)
                 manager.announce(f"demo traffic: {args.demo:g} messages/s to the example routes")
+            apply_autoscale(manager, args.autoscale)
             manager.start_workers(args.workers)
         except (SettingsError, RouterLoadError, ManagerConflict, ValueError) as exc:
             print(f"{PROG}: error: {exc}", file=sys.stderr)

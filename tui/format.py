@@ -73,6 +73,19 @@ def percent(value: float | None) -> str:
     return MISSING if value is None else f"{value:.1f}"
 
 
+def share(fraction: float | None) -> str:
+    """A 0..1 fraction as a whole percentage: ``0``, ``42``, ``100``."""
+    return MISSING if fraction is None else f"{fraction * 100:.0f}"
+
+
+def autoscale_mode(autoscale_min: int | None, autoscale_max: int | None, held_at: int | None) -> str:
+    """``auto 1-8``, ``auto 1-8 held 2``, or ``manual``."""
+    if autoscale_min is None:
+        return "manual"
+    text = f"auto {autoscale_min}-{autoscale_max}"
+    return text if held_at is None else f"{text} held {held_at}"
+
+
 def clock(wall_time: float) -> str:
     """``HH:MM:SS`` in UTC: the same text on every machine, whatever its time zone."""
     return time.strftime("%H:%M:%S", time.gmtime(wall_time))

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from textual.binding import Binding
 
 MIN_WORKERS = 1  # `-` never scales a shared route below this; stop all (`s`) stops everything
+AUTOSCALE_DEFAULT_MAX = 4  # `A` on a route with no range of its own: 1 to this (or twice its size)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ COMMANDS: tuple[KeyCommand, ...] = (
         f"Remove one worker from the selected shared route (never below {MIN_WORKERS}); "
         "the removed worker drains first.",
         key_display="-",
+    ),
+    KeyCommand(
+        "autoscale", "A", "toggle_autoscale", "Auto", "Toggle autoscaling",
+        "Turn autoscaling of the selected shared route on (its range from the code or --autoscale, "
+        f"else 1 to {AUTOSCALE_DEFAULT_MAX} or twice its size) or off (it keeps its size).",
     ),
     KeyCommand(
         "restart-dead", "r", "restart_dead", "Restart", "Restart dead workers",

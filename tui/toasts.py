@@ -38,6 +38,7 @@ _KINDS = {
     "exited": _Kind("Worker died", "warning"),
     "hung": _Kind("Worker hung", "warning"),
     "restarted": _Kind("Worker restarted", "information"),
+    "autoscale": _Kind("Autoscale", "information"),
     # A crash-looping worker waits for the operator: keep the toast up longer.
     "crash-loop": _Kind("Crash loop", "error", timeout=15),
 }
@@ -46,11 +47,18 @@ _KINDS = {
 def _deserves_toast(event: EngineEvent) -> bool:
     if event.kind not in _KINDS:
         return False
-    if event.kind == "restarted":
+    if event.kind in ("restarted", "autoscale"):
         return True
     # The engine marks the bad news at WARNING or above; the rest of these kinds is routine
     # (a worker exiting because it was asked to, a crash-looping slot's follow-up notes).
     return event.level >= logging.WARNING
+
+
+def _severity(event: EngineEvent, style: _Kind) -> Severity:
+    """An informational kind's event marked WARNING (an autoscaler's step back) shows as one."""
+    if style.severity == "information" and event.level >= logging.WARNING:
+        return "warning"
+    return style.severity
 
 
 def toasts_for(events: Iterable[EngineEvent]) -> list[Toast]:
@@ -67,5 +75,5 @@ def toasts_for(events: Iterable[EngineEvent]) -> list[Toast]:
             message = f"{len(group)} workers: {slots}" if slots else f"{len(group)} events"
             toasts.append(Toast(f"{style.title} ({len(group)})", message, style.severity, style.timeout))
         else:
-            toasts.extend(Toast(style.title, event.message, style.severity, style.timeout) for event in group)
+            toasts.extend(Toast(style.title, event.message, _severity(event, style), style.timeout) for event in group)
     return toasts

@@ -55,6 +55,22 @@ def test_metrics_expose_workers_routes_and_broker(served, broker, tmp_path):
     assert http_get(base + "/nothing")[0] == 404
 
 
+def test_metrics_expose_busy_utilization_and_the_autoscale_range(served, broker):
+    manager, base = served
+    key = 'filter="metrics/+",route="metrics/{name}",shared="true"'
+    manager.start_workers()
+    wait_until(lambda: all(w.busy is not None for w in manager.snapshot().workers), what="busy readings")
+    text = http_get(base + "/metrics")[1]
+    assert f"routemq_route_autoscaled{{{key}}} 0.0" in text
+    assert "routemq_route_autoscale_min_workers{" not in text  # no range while sized by hand
+    assert text.count("routemq_worker_busy_ratio{") == 2 and f"routemq_route_utilization{{{key}}}" in text
+    manager.set_autoscale("metrics/{name}", 1, 4)
+    text = http_get(base + "/metrics")[1]
+    assert f"routemq_route_autoscaled{{{key}}} 1.0" in text
+    assert f"routemq_route_autoscale_min_workers{{{key}}} 1.0" in text
+    assert f"routemq_route_autoscale_max_workers{{{key}}} 4.0" in text
+
+
 def test_health_names_a_broker_outage():
     snap = ManagerSnapshot(
         group="g",

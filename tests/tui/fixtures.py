@@ -92,16 +92,17 @@ def _totals(workers: Sequence[WorkerInfo], routes: Sequence[RouteInfo], **values
 def healthy_snapshot() -> ManagerSnapshot:
     workers = (
         worker(TEMPERATURE, 0, cpu_percent=12.5, rss_bytes=int(48.2 * MiB), handled=61_204, failed=3,
-               messages_per_second=152.4),
+               messages_per_second=152.4, busy=0.71),
         worker(TEMPERATURE, 1, cpu_percent=11.8, rss_bytes=int(47.9 * MiB), handled=60_877, failed=1,
-               messages_per_second=149.9, last_message_age=0.05),
+               messages_per_second=149.9, last_message_age=0.05, busy=0.66),
         worker(HUMIDITY, 0, cpu_percent=6.1, rss_bytes=int(45.3 * MiB), handled=30_115, failed=0,
-               messages_per_second=88.7, last_message_age=0.11),
-        main_worker(),
+               messages_per_second=88.7, last_message_age=0.11, busy=0.38),
+        main_worker(busy=0.01),
     )
     routes = (
-        RouteInfo(TEMPERATURE, "sensors/+/temperature", 1, True, 2, 2, 302.3, 122_081, 4),
-        RouteInfo(HUMIDITY, "sensors/+/humidity", 1, True, 1, 1, 88.7, 30_115, 0),
+        RouteInfo(TEMPERATURE, "sensors/+/temperature", 1, True, 2, 2, 302.3, 122_081, 4, utilization=0.685,
+                  autoscale_min=1, autoscale_max=8),
+        RouteInfo(HUMIDITY, "sensors/+/humidity", 1, True, 1, 1, 88.7, 30_115, 0, utilization=0.38),
         RouteInfo(COMMANDS, "devices/+/commands/+", 2, False, 1, 1, 0.2, 118, 0),
     )
     return _totals(workers, routes)
@@ -111,7 +112,7 @@ def failing_snapshot() -> ManagerSnapshot:
     """A dead worker in backoff, one in crash-loop, one starting (humidity was scaled to 2)."""
     workers = (
         worker(TEMPERATURE, 0, cpu_percent=23.9, rss_bytes=int(51.6 * MiB), handled=64_930, failed=3,
-               messages_per_second=241.0),
+               messages_per_second=241.0, busy=1.0),
         worker(TEMPERATURE, 1, SlotState.BACKOFF, pid=None, cpu_percent=None, rss_bytes=None,
                handled=12_004, failed=1, messages_per_second=0.0, last_message_age=None, uptime=None,
                restarts=2, last_exit="SIGKILL (likely OOM or killed)", detail="restarting in 2.0 s"),
@@ -123,8 +124,9 @@ def failing_snapshot() -> ManagerSnapshot:
         main_worker(),
     )
     routes = (
-        RouteInfo(TEMPERATURE, "sensors/+/temperature", 1, True, 2, 1, 241.0, 76_934, 4),
-        RouteInfo(HUMIDITY, "sensors/+/humidity", 1, True, 2, 1, 0.0, 310, 310),
+        RouteInfo(TEMPERATURE, "sensors/+/temperature", 1, True, 2, 1, 241.0, 76_934, 4, utilization=1.0,
+                  autoscale_min=1, autoscale_max=8, autoscale_held_at=2),
+        RouteInfo(HUMIDITY, "sensors/+/humidity", 1, True, 2, 1, 0.0, 310, 310, utilization=0.0),
         RouteInfo(COMMANDS, "devices/+/commands/+", 2, False, 1, 1, 0.2, 118, 0),
     )
     return _totals(workers, routes)
@@ -229,6 +231,9 @@ class FakeManager:
 
     def scale_route(self, topic: str, count: int) -> None:
         self._record("scale_route", topic, count)
+
+    def set_autoscale(self, topic: str, min_workers: int | None, max_workers: int | None = None) -> None:
+        self._record("set_autoscale", topic, min_workers, max_workers)
 
     def restart_dead_workers(self) -> int:
         self._record("restart_dead_workers")

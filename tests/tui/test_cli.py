@@ -59,6 +59,43 @@ class TestArguments:
         assert capsys.readouterr().out.strip() == f"routemq-dash {__version__}"
 
 
+class TestAutoscaleOption:
+    def test_patterns_and_ranges_are_parsed_and_repeatable(self):
+        args = cli.build_parser().parse_args(["--autoscale", "sensors/+/temperature=1:8", "--autoscale", "a=b=2:3"])
+        assert args.autoscale == [("sensors/+/temperature", 1, 8), ("a=b", 2, 3)]
+
+    @pytest.mark.parametrize("value", ["sensors/+/temperature", "x=1", "x=1-8", "=1:2", "x=one:2", "x=1:-2"])
+    def test_a_malformed_option_is_one_line_and_exit_2(self, value, capsys):
+        with pytest.raises(SystemExit) as exited:
+            cli.build_parser().parse_args(["--autoscale", value])
+        assert exited.value.code == 2
+        line = one_error_line(capsys)
+        assert "--autoscale" in line and "PATTERN=MIN:MAX" in line
+
+    def test_it_turns_autoscaling_on_for_the_route(self):
+        args = cli.build_parser().parse_args(["--autoscale", "sensors/+/temperature=2:6"])
+        with cli.build_manager(args) as manager:
+            cli.apply_autoscale(manager, args.autoscale)
+            route = next(r for r in manager.snapshot().routes if r.topic == "sensors/+/temperature")
+            assert (route.autoscale_min, route.autoscale_max, route.desired_workers) == (2, 6, 2)
+
+    @pytest.mark.parametrize(
+        ("value", "says"),
+        [
+            ("no/such/+=1:3", "no shared route 'no/such/+'"),
+            ("devices/{device_id}/commands/{command}=1:3", "no shared route"),  # served by the main worker
+            ("sensors/+/temperature=3:2", "autoscale range 3-2 is not valid"),
+            ("sensors/+/temperature=0:2", "autoscale range 0-2 is not valid"),
+        ],
+    )
+    def test_a_route_that_cannot_autoscale_is_named_in_one_line(self, value, says):
+        args = cli.build_parser().parse_args(["--autoscale", value])
+        with cli.build_manager(args) as manager, pytest.raises(ValueError) as refused:
+            cli.apply_autoscale(manager, args.autoscale)
+        message = str(refused.value)
+        assert message.startswith(f"--autoscale {value}: ") and says in message and "\n" not in message
+
+
 class TestConfigurationErrors:
     def test_an_invalid_setting_is_one_line_and_exit_2(self, tmp_path, capsys):
         (tmp_path / "bad.env").write_text("MQTT_PORT=eighty\n")

@@ -38,6 +38,75 @@ def scale_calls(manager: FakeManager) -> list[tuple[object, ...]]:
     return manager.called("scale_route")
 
 
+class TestAutoscale:
+    async def test_capital_a_turns_autoscaling_off_for_an_autoscaled_route(self):
+        manager = FakeManager()  # temperature autoscales 1-8 in the healthy snapshot
+        app = make_app(manager)
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            app.routes_table.focus()
+            await pilot.press("A")
+            await settle(pilot)
+        assert manager.called("set_autoscale") == [(TEMPERATURE, None, None)]
+
+    async def test_capital_a_turns_it_on_with_a_range_around_the_pool(self):
+        manager = FakeManager()  # humidity is sized by hand, 1 worker
+        app = make_app(manager)
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            app.routes_table.focus()
+            await pilot.press("down")
+            await pilot.press("A")
+            await settle(pilot)
+        assert manager.called("set_autoscale") == [(HUMIDITY, 1, 4)]
+
+    async def test_turning_it_on_again_uses_the_range_it_had(self):
+        on = healthy_snapshot()
+        off = dataclasses.replace(
+            on, routes=tuple(dataclasses.replace(r, autoscale_min=None, autoscale_max=None) for r in on.routes)
+        )
+        manager = FakeManager(snapshots=[on])
+        app = make_app(manager)
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            manager.show(off)
+            await app.refresh_dashboard()
+            app.routes_table.focus()
+            await pilot.press("A")
+            await settle(pilot)
+        assert manager.called("set_autoscale") == [(TEMPERATURE, 1, 8)]
+
+    async def test_the_routes_table_shows_the_mode_and_how_busy_each_pool_is(self):
+        app = make_app(FakeManager(snapshots=[failing_snapshot()]))
+        async with app.run_test(size=(200, 40)) as pilot:
+            await settle(pilot)
+            table = app.routes_table
+            cells = {
+                (topic, column): table.get_cell(topic, column).plain
+                for topic in (TEMPERATURE, HUMIDITY)
+                for column in ("busy", "mode")
+            }
+        assert cells == {
+            (TEMPERATURE, "busy"): "100", (TEMPERATURE, "mode"): "auto 1-8 held 2",
+            (HUMIDITY, "busy"): "0", (HUMIDITY, "mode"): "manual",
+        }
+
+    async def test_an_autoscale_decision_is_a_toast_and_a_step_back_a_warning(self):
+        app = make_app(FakeManager())
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            notes = Notifications.record(app)
+            app.manager.events.append(event(30, 3_900.0, "autoscale", "autoscale sensors/+/temperature 2 -> 4: "
+                                                                    "busy 100%, target 70%"))
+            app.manager.events.append(event(31, 3_910.0, "autoscale", "autoscale sensors/+/temperature 4 -> 2: "
+                                            "adding workers did not raise throughput: holding at 2", None,
+                                            logging.WARNING))
+            await app.refresh_dashboard()
+            await settle(pilot)
+        assert notes.titles == ["Autoscale", "Autoscale"]
+        assert [severity for _, _, severity in notes.seen] == ["information", "warning"]
+
+
 class TestScaling:
     async def test_plus_adds_a_worker_to_the_route_of_the_selected_worker(self):
         manager = FakeManager()

@@ -141,18 +141,18 @@ class TestLines:
             await settle(pilot)
             lines = texts(app.workers_table)
         expected = [  # ~ for the en dash shown where a value is unknown
-            " slot  route                           pid  state       cpu %    memory  handled  failed  msg/s  "
-            "last msg  restarts  exit                            uptime  d",
-            " #0    sensors/+/temperature         41200  running      23.9  51.6 MiB   64,930       3    241  "
-            "    0.0s         0  ~                               1h 02m   ",
-            " #1    sensors/+/temperature             ~  backoff         ~         ~   12,004       1      0  "
-            "       ~         2  SIGKILL (likely OOM or killed)       ~  r",
-            " #0    sensors/{sensor_id}/humidity      ~  crash-loop      ~         ~      310     310      0  "
-            "       ~         5  1 (crashed)                          ~  d",
-            " #1    sensors/{sensor_id}/humidity  41211  starting     31.0  22.4 MiB        0       0      0  "
-            "       ~         0  ~                                   0s   ",
-            " main  (non-shared routes)           41199  running       0.4  39.0 MiB      118       0    0.2  "
-            "     41s         0  ~                               1h 02m   ",
+            " slot  route                           pid  state       cpu %  busy %    memory  handled  failed  msg/s  "
+            "last msg  restarts  exit                            u",
+            " #0    sensors/+/temperature         41200  running      23.9     100  51.6 MiB   64,930       3    241  "
+            "    0.0s         0  ~                               1",
+            " #1    sensors/+/temperature             ~  backoff         ~       ~         ~   12,004       1      0  "
+            "       ~         2  SIGKILL (likely OOM or killed)   ",
+            " #0    sensors/{sensor_id}/humidity      ~  crash-loop      ~       ~         ~      310     310      0  "
+            "       ~         5  1 (crashed)                      ",
+            " #1    sensors/{sensor_id}/humidity  41211  starting     31.0       ~  22.4 MiB        0       0      0  "
+            "       ~         0  ~                                ",
+            " main  (non-shared routes)           41199  running       0.4       ~  39.0 MiB      118       0    0.2  "
+            "     41s         0  ~                               1",
             " " * 158,  # no more rows
         ]
         assert lines[:7] == [line.replace("~", MISSING) for line in expected]

@@ -42,6 +42,8 @@ class RoutesTable(KeyedTable[RouteInfo]):
             ColumnSpec("shared", "shared", lambda r: "yes" if r.shared else "no", lambda r: r.shared),
             ColumnSpec("workers", "workers", self._workers_text, lambda r: (r.live_workers, r.desired_workers),
                        "right"),
+            ColumnSpec("busy", "busy %", lambda r: fmt.share(r.utilization), lambda r: r.utilization, "right"),
+            ColumnSpec("mode", "mode", self._mode_text),
             ColumnSpec("rate", "msg/s", lambda r: fmt.rate(r.messages_per_second), lambda r: r.messages_per_second,
                        "right"),
             ColumnSpec("handled", "handled", lambda r: fmt.count(r.handled), lambda r: r.handled, "right"),
@@ -58,6 +60,12 @@ class RoutesTable(KeyedTable[RouteInfo]):
         if target is not None and target != route.desired_workers:
             text += f" → {target}"
         return text
+
+    @staticmethod
+    def _mode_text(route: RouteInfo) -> str:
+        if not route.shared:
+            return fmt.MISSING  # the main worker is one process: nothing to scale
+        return fmt.autoscale_mode(route.autoscale_min, route.autoscale_max, route.autoscale_held_at)
 
     def key_of(self, item: RouteInfo) -> str:
         return item.topic

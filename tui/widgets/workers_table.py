@@ -42,6 +42,7 @@ COLUMNS: tuple[ColumnSpec[WorkerInfo], ...] = (
     ColumnSpec("pid", "pid", lambda w: _optional_int(w.pid), lambda w: w.pid, "right"),
     ColumnSpec("state", "state", lambda w: str(w.state), style=_state_class),
     ColumnSpec("cpu", "cpu %", lambda w: fmt.percent(w.cpu_percent), lambda w: w.cpu_percent, "right"),
+    ColumnSpec("busy", "busy %", lambda w: fmt.share(w.busy), lambda w: w.busy, "right"),
     ColumnSpec("memory", "memory", lambda w: fmt.size(w.rss_bytes), lambda w: w.rss_bytes, "right"),
     ColumnSpec("handled", "handled", lambda w: fmt.count(w.handled), lambda w: w.handled, "right"),
     ColumnSpec("failed", "failed", lambda w: fmt.count(w.failed), lambda w: w.failed, "right"),
