@@ -20,8 +20,11 @@ from engine.autoscale import (
     desired_size,
 )
 from engine.protocol import Heartbeat
+from engine.supervisor import autoscaling
 from engine.supervisor.rates import BusyMeter
 from engine.worker.busy import BusyClock
+
+from .dummies import DummyHost, new_pool
 
 CONFIG = AutoscaleConfig(target=0.7, tolerance=0.1, up_window=3.0, down_window=20.0, hold=60.0)
 
@@ -283,3 +286,98 @@ def test_busy_meter_measures_over_the_last_seconds_of_the_workers_clock():
     assert meter.busy == pytest.approx(0.0)
     meter.reset()
     assert meter.busy is None
+
+
+# --- the supervisor's edge: pools of dummy processes, a fake clock ------------------------------
+
+
+def beat(slot, clock: float, busy_seconds: float) -> None:
+    slot.on_message(Heartbeat(connected=True, subscribed=True, clock=clock, busy_seconds=busy_seconds))
+
+
+def test_a_pool_is_observed_as_steady_only_when_every_slot_runs_and_reports():
+    host = DummyHost()
+    pool = new_pool(host, desired=2)
+    pool.converge()
+    first, second = pool.slots
+    assert not autoscaling.observe(pool, host.now()).steady  # both starting
+    beat(first, 1.0, 0.0)
+    beat(second, 1.0, 0.0)
+    seen = autoscaling.observe(pool, host.now())
+    assert seen.steady and seen.utilization is None  # one heartbeat each: no interval yet
+    beat(first, 2.0, 1.0)  # fully busy
+    assert autoscaling.observe(pool, host.now()).utilization is None  # the second has no reading yet
+    beat(second, 2.0, 0.5)
+    seen = autoscaling.observe(pool, host.now())
+    assert seen.utilization == pytest.approx(0.75) and seen.size == 2 and seen.connected
+
+
+def test_step_resizes_an_autoscaled_pool_and_says_why():
+    host = DummyHost()
+    pool = new_pool(host, desired=1)
+    pool.set_autoscale(AutoscaleRange(1, 4), AutoscaleConfig(up_window=0.0))
+    pool.converge()
+    slot = pool.slots[0]
+    for second in range(6):  # saturated
+        beat(slot, float(second), float(second))
+        host.advance(1.0)
+        autoscaling.step([pool], host, host.now())
+        if pool.desired != 1:
+            break
+    assert pool.desired == 2 and len(pool.slots) == 2
+    assert [e.message for e in host.events if e.kind == "autoscale"] == [
+        "autoscale jobs/{name} 1 -> 2: busy 100%, target 70%"
+    ]
+    # Not steady while the new worker starts: no decision, however busy.
+    for _ in range(5):
+        host.advance(1.0)
+        autoscaling.step([pool], host, host.now())
+    assert pool.desired == 2
+
+
+def test_a_pool_not_autoscaled_is_left_alone_and_set_autoscale_clamps():
+    host = DummyHost()
+    pool = new_pool(host, desired=6)
+    autoscaling.step([pool], host, host.now())
+    assert pool.desired == 6 and host.events == []
+    pool.set_autoscale(AutoscaleRange(1, 4), CONFIG)
+    assert pool.desired == 4 and pool.autoscaler is not None
+    pool.set_autoscale(None, CONFIG)
+    assert pool.autoscaler is None and pool.desired == 4
+
+
+# --- ranges set at run time and in code, across a reload (no worker needs to run) ---------------
+
+
+def _router(autoscale: tuple[int, int] | None):
+    from engine import Router
+    from tests.engine import workload
+
+    router = Router()
+    router.on("jobs/+", workload.record, qos=1, shared=True, worker_count=2, autoscale=autoscale)
+    return router
+
+
+def _route(manager):
+    return next(r for r in manager.snapshot().routes if r.topic == "jobs/+")
+
+
+def test_a_range_set_at_run_time_outlives_a_reload_and_one_changed_in_code_replaces_it():
+    from engine import WorkerManager
+    from engine.settings import Settings
+
+    with WorkerManager(_router(None), "autoscale-reload", settings=Settings(port=1)) as manager:
+        assert _route(manager).autoscale_min is None
+        manager.set_autoscale("jobs/+", 3, 6)
+        assert (_route(manager).autoscale_min, _route(manager).desired_workers) == (3, 3)
+        manager.reload_routes(_router(None))  # the code did not change: the operator's range stays
+        assert (_route(manager).autoscale_min, _route(manager).autoscale_max) == (3, 6)
+        manager.reload_routes(_router((1, 2)))  # the code changed: it wins, as worker_count would
+        assert (_route(manager).autoscale_min, _route(manager).autoscale_max) == (1, 2)
+        manager.set_autoscale("jobs/+", None)
+        manager.reload_routes(_router((1, 2)))
+        assert _route(manager).autoscale_min is None  # turned off at run time, and the code is unchanged
+        with pytest.raises(ValueError, match=r"^no shared route 'nope/\+'"):
+            manager.set_autoscale("nope/+", 1, 2)
+        with pytest.raises(ValueError, match=r"^set_autoscale\('jobs/\+'\): autoscale range 0-2 is not valid"):
+            manager.set_autoscale("jobs/+", 0, 2)
