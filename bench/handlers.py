@@ -62,6 +62,18 @@ def latency(payload: Any, client: Any = None) -> None:
     _append(payload["out"], f"{time.time_ns() - payload['t']}\n")
 
 
+def io_bound(payload: Any, client: Any = None) -> None:
+    """I/O-like: wait ``s`` seconds (a slow database call, say), holding no CPU.
+
+    Then appends ``<ph> <t> <start> <end>`` (phase name, the publisher's ``time_ns`` as the
+    message's id and publish time, handling start and end in ns) to ``out/<pid>``.
+    """
+    start = time.time_ns()
+    time.sleep(payload["s"])
+    line = f"{payload['ph']} {payload['t']} {start} {time.time_ns()}\n"
+    _append(os.path.join(payload["out"], str(os.getpid())), line)
+
+
 def burn(iterations: int) -> int:
     """Pure-Python work that holds the GIL, as a busy handler does."""
     acc = 0

@@ -1,6 +1,6 @@
 """Run every benchmark and write BENCHMARKS.md.
 
-    python bench/run.py            # the full suite (about 8 minutes on 2 cores); writes BENCHMARKS.md
+    python bench/run.py            # the full suite (about 13 minutes on 2 cores); writes BENCHMARKS.md
     python bench/run.py --quick    # a smoke run; prints the report instead of writing BENCHMARKS.md
     python bench/run.py --only throughput,latency --output /tmp/partial.md
 
@@ -35,7 +35,7 @@ from bench.common import format_number  # noqa: E402
 
 BENCH = ROOT / "bench"
 PYTHON = sys.executable
-OURS = ("throughput", "scaling", "startup", "recovery", "latency", "memory", "snapshot_cost")
+OURS = ("throughput", "scaling", "startup", "recovery", "latency", "memory", "snapshot_cost", "autoscale")
 OPTIONAL = ("routing", "dashboard")  # other engineers' modules, run when present
 MODULE_TIMEOUT = 600
 # Every process a benchmark starts (workers, brokers, helpers) inherits this variable, which is
@@ -277,6 +277,10 @@ def module_section(result: dict[str, Any]) -> list[str]:
         notes = result.get("notes", [])
         if notes:
             lines += [""] + [f"- {note}" for note in notes]
+        if result.get("explanation"):
+            lines += ["", result["explanation"]]
+        for detail in result.get("details", []):  # e.g. what the autoscaler did, one item a line
+            lines += ["", f"{detail['title']}:", ""] + [f"- {item}" for item in detail["items"]]
     elif name == "routing" and "sizes" in result:
         lines += routing_section(result)
     else:  # an unknown shape: show it as it is
