@@ -323,6 +323,11 @@ class ClientIO:
         elif self._leaving:
             client.unsubscribe(self._leaving)
         self._tell(self._events.connected)
+        if self._subscriptions and flags.session_present:
+            # A kept session holds the subscriptions already, and its backlog comes before the
+            # SUBACK (a restarted worker may handle a thousand messages first): it serves now.
+            self.subscribed = True
+            self._tell(self._events.subscribed, [])
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         accepted, self.connected = self.connected, False
