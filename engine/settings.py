@@ -73,30 +73,21 @@ def _int_range(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
-def _float_range(low: float, high: float) -> Callable[[str], float]:
+def _float_range(low: float, high: float, accepted: str = "a number of seconds") -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             value = float(text.strip())
         except ValueError:
-            raise ValueError(f"expected a number of seconds from {low:g} to {high:g}") from None
-        if not low <= value <= high or value != value:
-            raise ValueError(f"expected a number of seconds from {low:g} to {high:g}")
+            value = float("nan")
+        if not low <= value <= high:  # NaN (not a number, or "nan") fails this too
+            raise ValueError(f"expected {accepted} from {low:g} to {high:g}")
         return value
 
     return parse
 
 
 def _fraction(low: float, high: float) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            raise ValueError(f"expected a fraction from {low:g} to {high:g} (0.7 is 70%)") from None
-        if not low <= value <= high or value != value:
-            raise ValueError(f"expected a fraction from {low:g} to {high:g} (0.7 is 70%)")
-        return value
-
-    return parse
+    return _float_range(low, high, "a fraction (0.7 is 70%)")
 
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -130,6 +130,12 @@ BAD_VALUES = [
     ("WORKER_MAX_MEMORY_MB", "-5", "expected an integer from 0 to 1048576"),
     ("WORKER_MAX_MESSAGES", "1e6", "expected an integer from 0"),
     ("WORKER_MAX_MESSAGES_JITTER", "-1", "expected an integer from 0"),
+    ("AUTOSCALE_TARGET_UTILIZATION", "70%", "expected a fraction (0.7 is 70%) from 0.05 to 1"),
+    ("AUTOSCALE_TARGET_UTILIZATION", "1.5", "expected a fraction (0.7 is 70%) from 0.05 to 1"),
+    ("AUTOSCALE_TOLERANCE", "nan", "expected a fraction (0.7 is 70%) from 0 to 0.9"),
+    ("AUTOSCALE_SCALE_UP_WINDOW", "-1", "expected a number of seconds from 0 to 3600"),
+    ("AUTOSCALE_SCALE_DOWN_WINDOW", "a minute", "expected a number of seconds from 0 to 86400"),
+    ("AUTOSCALE_HOLD", "inf", "expected a number of seconds from 0 to 86400"),
 ]
 
 
