@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import faulthandler
 import io
 import logging
 import os
@@ -47,7 +48,7 @@ def _run_from_command_line() -> None:
 def main(spec: WorkerSpec, link: ManagerLink) -> None:
     """Serve ``spec``'s slot, talking to the manager over ``link``. Never returns."""
     _die_with_parent()
-    _quiet_standard_streams()
+    _route_standard_streams()
     _install_logging(link, spec.settings.log_level)
     code = ExitCode.CRASH
     try:
@@ -102,15 +103,22 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def _quiet_standard_streams() -> None:
-    # Workers share the manager's terminal, where a dashboard may be drawing. Their output goes
-    # to the log stream instead (print() included); C-level writes go to /dev/null.
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
+def _route_standard_streams() -> None:
+    # Workers share the manager's terminal, where a dashboard may be drawing. Python-level
+    # output (print() included) goes to the log stream; what is written to the descriptors
+    # themselves (C extensions, a fatal error's traceback from faulthandler) goes to the pipe the
+    # manager drains into the slot's log, so that a worker's last words before a segfault or an
+    # os._exit() reach the operator.
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
     os.close(devnull)
+    os.dup2(2, 1)
+    faulthandler.enable(file=_FAULTS, all_threads=True)
     sys.stdout = _LogWriter(logging.INFO)
     sys.stderr = _LogWriter(logging.WARNING)
+
+
+_FAULTS = open(2, "w", closefd=False)  # noqa: SIM115 - the process's own stderr, for faulthandler
 
 
 class _LogWriter(io.TextIOBase):

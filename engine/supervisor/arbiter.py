@@ -86,9 +86,11 @@ class Arbiter:
 
     def run(self) -> None:
         while True:
-            readable, exited = self._wait()
+            readable, output, exited = self._wait()
             for slot in readable:
                 self._read(slot)
+            for slot in output:
+                self._read_output(slot)
             self.commands.run_pending(on_each=self.publish)
             for slot in [*exited, *self._polled()]:
                 self._reap(slot)
@@ -100,10 +102,7 @@ class Arbiter:
                 self._manage(now)
             if now - self._last_sample >= SAMPLE_EVERY:
                 self._last_sample = now
-                for slot in self._slots():
-                    slot.sample(now)
-                if self.rollout is None and not self.closing:
-                    autoscaling.step(self.pools.values(), self, now)
+                self._sample(now)
             if self._changed or now - self._last_build >= SNAPSHOT_EVERY:
                 self.publish()
             self.resolve_stop_waiters()
@@ -111,17 +110,21 @@ class Arbiter:
                 self.commands.run_pending()
                 return
 
-    def _wait(self) -> tuple[list[Slot], list[Slot]]:
-        readable: list[Slot] = []
-        exited: list[Slot] = []
+    def _sample(self, now: float) -> None:
+        """CPU and memory of every worker, then what the autoscaled pools make of their load."""
+        for slot in self._slots():
+            slot.sample(now)
+        if self.rollout is None and not self.closing:
+            autoscaling.step(self.pools.values(), self, now)
+
+    def _wait(self) -> tuple[list[Slot], list[Slot], list[Slot]]:
+        ready: dict[str, list[Slot]] = {"socket": [], "output": [], "exit": []}
         for key, _ in self._selector.select(timeout=self._sleep_time()):
             if key.data is None:
                 self.commands.drain_wake()
-            elif key.data[1] == "socket":
-                readable.append(key.data[0])
             else:
-                exited.append(key.data[0])
-        return readable, exited
+                ready[key.data[1]].append(key.data[0])
+        return ready["socket"], ready["output"], ready["exit"]
 
     def _sleep_time(self) -> float:
         due = [s.restart_at for p in self.pools.values() for s in p.slots if s.restart_at is not None]
@@ -144,6 +147,20 @@ class Arbiter:
         if slot.state is not state:
             self._changed = True
 
+    def _read_output(self, slot: Slot) -> None:
+        process = slot.process
+        if not isinstance(process, ChildProcess) or process.output_fd is None:
+            return
+        fd = process.output_fd
+        self.output_lines(slot, process.read_output())
+        if process.output_fd is None:  # end of file
+            self._selector.unregister(fd)
+
+    def output_lines(self, slot: Slot, lines: list[str]) -> None:
+        """What a worker wrote to its descriptors (C code, faulthandler, a dying interpreter)."""
+        for line in lines:
+            self.events.emit("log", line, slot.key, logging.WARNING, logger="routemq.worker.output")
+
     def _polled(self) -> list[Slot]:
         """Workers without a pidfd (no pidfd_open on this system) are polled instead."""
         return [s for s in self._slots() if isinstance(s.process, ChildProcess) and s.process.exit_fd is None]
@@ -157,11 +174,12 @@ class Arbiter:
             return  # still running (polled), or the pidfd fired a moment before waitpid sees it
         if isinstance(process, ChildProcess):
             self._unwatch(process)
-        messages, early_errors, in_hand = process.finish()  # its last counts, log lines, fatal reason
+        messages, output, last_output, in_hand = process.finish()  # its last counts, log lines, fatal reason
         for message in messages:
             slot.on_message(message)
+        self.output_lines(slot, output)
         self.exitcodes[slot.key] = exitcode
-        slot.reaped(exitcode, early_errors, in_hand)
+        slot.reaped(exitcode, last_output, in_hand)
         self._changed = True
 
     def _manage(self, now: float) -> None:
@@ -211,6 +229,8 @@ class Arbiter:
         tracked = self.settings.worker_concurrency if self.settings.poison_deaths else 0
         process = ChildProcess.launch(spec, in_hand_entries=tracked)
         self._selector.register(process.sock.fileno(), selectors.EVENT_READ, (slot, "socket"))
+        if process.output_fd is not None:
+            self._selector.register(process.output_fd, selectors.EVENT_READ, (slot, "output"))
         if process.exit_fd is not None:
             self._selector.register(process.exit_fd, selectors.EVENT_READ, (slot, "exit"))
         self._changed = True
@@ -223,6 +243,8 @@ class Arbiter:
 
     def _unwatch(self, process: ChildProcess) -> None:
         self._unwatch_socket(process)
+        if process.output_fd is not None and process.output_fd in self._selector.get_map():
+            self._selector.unregister(process.output_fd)
         if process.exit_fd is not None:
             self._selector.unregister(process.exit_fd)
 

@@ -40,7 +40,8 @@ SECRET_VARIABLES = frozenset({"MQTT_PASSWORD", "MQTT_TLS_KEYFILE_PASSWORD", "FLE
 READ_CHUNK = 65536
 READS_PER_WAKE = 16  # then other workers get their turn; the selector wakes us again
 SPEC_SEND_TIMEOUT = 10.0
-STDERR_KEPT = 16384  # bytes of a worker's early stderr kept for its exit cause
+STDERR_KEPT = 16384  # bytes of a worker's last output kept for its exit cause
+OUTPUT_LINE = 8192  # characters of one line of output; a longer one is cut
 
 
 class Process(Protocol):
@@ -63,7 +64,9 @@ class Process(Protocol):
 
     def sample(self) -> tuple[float | None, int | None]: ...
 
-    def finish(self) -> tuple[list[WorkerMessage], str, list[InHand]]: ...
+    def read_output(self) -> list[str]: ...
+
+    def finish(self) -> tuple[list[WorkerMessage], list[str], str, list[InHand]]: ...
 
 
 class ChildProcess:
@@ -85,6 +88,15 @@ class ChildProcess:
         except psutil.Error:
             self._ps = None
         self._cpu_mark = (time.monotonic(), 0.0)  # a process just started has used no CPU to speak of
+        # What the worker writes to its descriptors 1 and 2: drained as it comes (a full pipe
+        # would stop the worker), cut into lines, the last bytes kept for the exit cause.
+        self.output = popen.stderr
+        self.output_fd: int | None = None
+        if self.output is not None:
+            self.output_fd = self.output.fileno()
+            os.set_blocking(self.output_fd, False)
+        self._partial = b""
+        self._tail = b""
 
     @classmethod
     def launch(cls, spec: WorkerSpec, in_hand_entries: int = 0) -> ChildProcess:
@@ -101,7 +113,7 @@ class ChildProcess:
                 pass_fds=passed,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,  # only what a worker prints before it routes output to its log
+                stderr=subprocess.PIPE,  # the worker points its stdout here too; drained by read_output()
                 env=env,
                 # Its own session and process group: Ctrl+C and terminal hang-ups are the manager's
                 # to handle, and signalling the group reaches the children a handler forked.
@@ -149,6 +161,40 @@ class ChildProcess:
                 break
         return [decode(body) for body in frames]
 
+    def read_output(self) -> list[str]:
+        """The lines of output complete so far, never waiting. At end of file (the worker and
+        whatever it forked have closed it) ``output_fd`` becomes None."""
+        if self.output_fd is None:
+            return []
+        data = b""
+        for _ in range(READS_PER_WAKE):
+            try:
+                chunk = os.read(self.output_fd, READ_CHUNK)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._close_output()
+                break
+            data += chunk
+            if len(chunk) < READ_CHUNK:
+                break
+        self._tail = (self._tail + data)[-STDERR_KEPT:]
+        *lines, self._partial = (self._partial + data).split(b"\n")
+        if len(self._partial) > OUTPUT_LINE * 4:  # no newline in sight: a line of its own
+            lines.append(self._partial)
+            self._partial = b""
+        if self.output_fd is None and self._partial:
+            lines.append(self._partial)
+            self._partial = b""
+        return [_shown(line) for line in lines if line.strip()]
+
+    def _close_output(self) -> None:
+        if self.output is not None:
+            self.output.close()
+        self.output = self.output_fd = None
+
     def send(self, command: Command) -> None:
         # A command is a few bytes and the worker reads them on a thread of its own; if its
         # buffer is full anyway, it is stuck and the hang check deals with it.
@@ -178,9 +224,10 @@ class ChildProcess:
         """The exit code once the process has exited (and is reaped), else None."""
         return self.popen.poll()
 
-    def finish(self) -> tuple[list[WorkerMessage], str, list[InHand]]:
-        """After the exit: what it still had to say, what it wrote to stderr, the messages it
-        held; children it left behind are killed and every descriptor is closed."""
+    def finish(self) -> tuple[list[WorkerMessage], list[str], str, list[InHand]]:
+        """After the exit: what it still had to say, the lines of output not read yet, its last
+        output (for the exit cause), the messages it held; children it left behind are killed
+        and every descriptor is closed."""
         messages: list[WorkerMessage] = []
         with contextlib.suppress(ProtocolViolation):  # dead already: a bad tail changes nothing
             while not self._eof:
@@ -189,7 +236,11 @@ class ChildProcess:
                 if not batch and not self._eof:
                     break  # a child of the dead worker may hold its end open: no more is coming
         self._signal_group(signal.SIGKILL)  # what a handler forked dies with its worker
-        stderr = _read_stderr(self.popen)
+        output = self.read_output()
+        if self._partial:
+            output.append(_shown(self._partial))
+            self._partial = b""
+        self._close_output()  # a grandchild may hold it open: what it writes later is not ours
         self.sock.close()
         if self.exit_fd is not None:
             os.close(self.exit_fd)
@@ -199,7 +250,7 @@ class ChildProcess:
             held = self.in_hand.read()
             self.in_hand.close()
             self.in_hand = None
-        return messages, stderr, held
+        return messages, output, self._tail.decode(errors="replace").strip(), held
 
     # --- sampling ------------------------------------------------------------------------------
 
@@ -230,15 +281,10 @@ def _open_pidfd(pid: int) -> int | None:
         return None
 
 
-def _read_stderr(popen: subprocess.Popen[bytes]) -> str:
-    stream = popen.stderr
-    if stream is None:
-        return ""
-    try:
-        os.set_blocking(stream.fileno(), False)
-        data = stream.read(STDERR_KEPT) or b""
-    except (OSError, ValueError):
-        data = b""
-    finally:
-        stream.close()
-    return data.decode(errors="replace").strip()
+def _shown(line: bytes) -> str:
+    """A line of output as text: undecodable bytes replaced, control characters escaped, cut."""
+    text = line.rstrip(b"\r").decode(errors="replace")
+    text = "".join(ch if ch.isprintable() or ch == "\t" else f"\\x{ord(ch):02x}" for ch in text)
+    if len(text) > OUTPUT_LINE:
+        text = text[:OUTPUT_LINE] + f" …[{len(text) - OUTPUT_LINE} more characters cut]"
+    return text

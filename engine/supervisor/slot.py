@@ -212,13 +212,12 @@ class Slot:
 
     # --- its exit --------------------------------------------------------------------------------
 
-    def reaped(self, exitcode: int, early_errors: str = "", in_hand: list[InHand] | None = None) -> None:
+    def reaped(self, exitcode: int, last_output: str = "", in_hand: list[InHand] | None = None) -> None:
         """The process has exited with ``exitcode`` and is reaped, holding ``in_hand`` (the
-        messages its handlers had started on): decide what comes next."""
+        messages its handlers had started on), its ``last_output`` the last words it wrote to
+        its descriptors (already in the log): decide what comes next."""
         now = self.host.now()
         uptime = now - self.spawned_at
-        if early_errors and exitcode != 0 and self.fatal is None:
-            self.host.event("log", early_errors, self.key, logging.ERROR)
         self.process = None
         self.cpu = self.rss = None
         self.rates.reset()
@@ -226,8 +225,8 @@ class Slot:
         self.exitcode = exitcode
         described = describe_exit(exitcode) or "?"
         cause = self.killed_for or (self.fatal.reason if self.fatal else None)
-        if cause is None and early_errors:
-            cause = early_errors.splitlines()[-1][:300]
+        if cause is None and last_output:
+            cause = last_output.splitlines()[-1][:300]
         self.last_exit = f"{described}: {cause}" if cause and exitcode != 0 else described
         if self.state is State.DRAINING and exitcode == 0:
             self._set(State.RETIRED)

@@ -131,7 +131,9 @@ class ManagerLink:
         return True
 
     def add_log(self, level: int, name: str, message: str) -> None:
-        """Keep a log line for the next heartbeat, if the bytes allowed per heartbeat have room."""
+        """Send a log line now, if the bytes allowed per heartbeat interval have room; else count
+        it as dropped. Now, not with the next heartbeat: a handler that logs and then calls
+        os._exit() (or segfaults) must not take its last words with it."""
         name, message = name[:MAX_LOGGER_NAME], cut_line(message)
         size = _json_size(name, message)
         if size < 0:  # lone surrogates (undecodable file names, say): unencodable as they are
@@ -141,8 +143,10 @@ class ManagerLink:
             if self._log_bytes + size > MAX_LOG_BYTES:
                 self._logs_dropped += 1
                 return
-            self._logs.append(LogLine(level, name, message))
             self._log_bytes += size
+        if not self.send(Logs((LogLine(level, name, message),))):
+            with self._log_lock:  # not sent (no manager any more): kept, as before, for nobody
+                self._logs.append(LogLine(level, name, message))
 
     def take_logs(self) -> tuple[tuple[LogLine, ...], int]:
         """The lines kept since the last call, and how many were dropped."""

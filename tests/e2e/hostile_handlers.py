@@ -67,3 +67,24 @@ def fork_sleeper(payload: Any, client: Any) -> None:
 
 def record(payload: Any, client: Any) -> None:
     _note(payload, str(os.getpid()))
+
+
+def last_words(payload: Any, client: Any) -> None:
+    """Log, print and write to descriptor 2, then leave at once, as a handler on its way down would."""
+    import logging
+
+    tag = payload["tag"]
+    logging.getLogger("app").error("logged %s", tag)
+    print(f"printed {tag}")
+    os.write(2, f"wrote {tag} to fd 2\n".encode())
+    os.write(1, f"wrote {tag} to fd 1\n".encode())
+    os._exit(1)
+
+
+def segfault(payload: Any, client: Any) -> None:
+    """Crash the interpreter the hard way (a C-level fault), after a last log line."""
+    import ctypes
+    import logging
+
+    logging.getLogger("app").warning("about to crash %s", payload["tag"])
+    ctypes.string_at(0)

@@ -25,6 +25,7 @@ class DummyProcess:
         self.inbox: list[WorkerMessage] = []
         self.usage: tuple[float | None, int | None] = (1.0, 20 * 1024 * 1024)
         self.in_hand: list[InHand] = []
+        self.last_output = ""
 
     @property
     def eof(self) -> bool:
@@ -49,8 +50,11 @@ class DummyProcess:
     def sample(self) -> tuple[float | None, int | None]:
         return self.usage
 
-    def finish(self) -> tuple[list[WorkerMessage], str, list[InHand]]:
-        return self.read(), "", self.in_hand
+    def read_output(self) -> list[str]:
+        return []
+
+    def finish(self) -> tuple[list[WorkerMessage], list[str], str, list[InHand]]:
+        return self.read(), [], self.last_output, self.in_hand
 
 
 @dataclass
@@ -133,7 +137,7 @@ def exits(host: DummyHost, slot: Slot, code: int) -> None:
     """The slot's process exits with ``code`` and is reaped, as the arbiter would do it."""
     process = process_of(slot)
     process.exitcode = code
-    messages, errors, in_hand = process.finish()
+    messages, _, last_output, in_hand = process.finish()
     for message in messages:
         slot.on_message(message)
-    slot.reaped(code, errors, in_hand)
+    slot.reaped(code, last_output, in_hand)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import socket
+import threading
 
 import pytest
 
@@ -225,50 +226,77 @@ def test_cut_line_marks_the_cut():
     assert cut.startswith("x" * MAX_LOG_LINE) and cut.endswith("[5 more characters cut]")
 
 
+class Manager:
+    """The manager's end of a worker's link: every frame the worker sends, decoded, in a thread."""
+
+    def __init__(self) -> None:
+        self.mine, self.theirs = socket.socketpair()
+        self.link = ManagerLink(self.mine)
+        self.messages: list[object] = []
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        reader = FrameReader()
+        while data := self.theirs.recv(65536):
+            self.messages.extend(decode(body) for body in reader.feed(data))
+
+    def lines(self) -> list[LogLine]:
+        """Every log line sent, once the worker's end is closed for writing."""
+        self.mine.shutdown(socket.SHUT_WR)
+        self._thread.join(timeout=10)
+        return [line for m in self.messages if isinstance(m, Logs) for line in m.logs]
+
+    def close(self) -> None:
+        self.mine.close()
+        self.theirs.close()
+
+
 @pytest.fixture
-def link():
-    mine, theirs = socket.socketpair()
-    yield ManagerLink(mine)
-    mine.close()
-    theirs.close()
+def manager():
+    end = Manager()
+    yield end
+    end.close()
 
 
-def test_a_5_mb_log_line_is_cut_to_max_log_line_with_the_marker(link):
-    link.add_log(40, "app", "y" * 5_000_000)
-    lines, dropped = link.take_logs()
-    assert dropped == 0 and len(lines) == 1
+def test_a_log_line_is_sent_at_once_not_with_the_next_heartbeat(manager):
+    manager.link.add_log(40, "app", "last words before os._exit")
+    assert manager.link.take_logs() == ((), 0)  # nothing left for the heartbeat
+    assert manager.lines() == [LogLine(40, "app", "last words before os._exit")]
+
+
+def test_a_5_mb_log_line_is_cut_to_max_log_line_with_the_marker(manager):
+    manager.link.add_log(40, "app", "y" * 5_000_000)
+    lines = manager.lines()
+    assert len(lines) == 1
     message = lines[0].message
     assert message.startswith("y" * MAX_LOG_LINE)
     assert message == "y" * MAX_LOG_LINE + f" …[{5_000_000 - MAX_LOG_LINE} more characters cut]"
-    beat = decode(body(encode(Heartbeat(logs=lines))))
-    assert isinstance(beat, Heartbeat) and beat.logs == lines
 
 
 @pytest.mark.parametrize(
     "text", ["plain text " * 50, "\x01" * 3000, "ü€😀" * 500], ids=["ascii", "controls", "unicode"]
 )
-def test_a_flood_of_log_lines_is_bounded_in_bytes_the_rest_counted(link, text):
+def test_a_flood_of_log_lines_is_bounded_in_bytes_the_rest_counted(manager, text):
     sent = 20_000
     for i in range(sent):
-        link.add_log(20, "routemq.worker", f"{i} {text}")
-    lines, dropped = link.take_logs()
+        manager.link.add_log(20, "routemq.worker", f"{i} {text}")
+    _, dropped = manager.link.take_logs()
+    lines = manager.lines()
     assert 0 < len(lines) < sent
     assert len(lines) + dropped == sent
     as_sent = [[line.level, line.logger, line.message] for line in lines]
     log_bytes = len(json.dumps(as_sent, ensure_ascii=False).encode())
-    assert log_bytes <= MAX_LOG_BYTES
-    data = encode(Heartbeat(logs=lines, logs_dropped=dropped))
-    assert len(data) <= MAX_FRAME  # the manager accepts the heartbeat that carries them
+    assert log_bytes <= MAX_LOG_BYTES  # per heartbeat interval
+    assert manager.link.take_logs() == ((), 0)  # the count restarts with each heartbeat
+    data = encode(Heartbeat(logs_dropped=dropped))
     beat = decode(FrameReader().feed(data)[0])
-    assert isinstance(beat, Heartbeat) and beat.logs_dropped == dropped and len(beat.logs) == len(lines)
-    assert link.take_logs() == ((), 0)  # the count restarts with each heartbeat
+    assert isinstance(beat, Heartbeat) and beat.logs_dropped == dropped
 
 
-def test_unencodable_log_text_is_escaped_not_fatal(link):
-    link.add_log(30, "app", "bad \udcff name")
-    lines, _ = link.take_logs()
-    assert lines[0].message == "bad \\udcff name"
-    assert decode(body(encode(Heartbeat(logs=lines)))) == Heartbeat(logs=lines)
+def test_unencodable_log_text_is_escaped_not_fatal(manager):
+    manager.link.add_log(30, "app", "bad \udcff name")
+    assert [line.message for line in manager.lines()] == ["bad \\udcff name"]
 
 
 def test_the_spec_frame_and_a_command_sent_with_it_are_both_read():
