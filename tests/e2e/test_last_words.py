@@ -16,36 +16,36 @@ def _lines(manager, slot: str) -> list[str]:
     return [e.message for e in manager.events_since(0) if e.slot == slot and e.kind == "log"]
 
 
-def test_what_a_handler_said_before_os_exit_is_in_its_slots_log(broker, group_name, start):
+def _one_message_to(handler, pattern: str, broker, group_name, start, tag: str):
+    """A pool of one worker for ``handler``, sent one message; the manager and the slot."""
     router = Router()
-    router.on("dying/+", hostile_handlers.last_words, qos=1, shared=True)
-    # Dying on purpose, once: the message is acked by nobody, so keep it from looping.
+    router.on(pattern, handler, qos=1, shared=True)
+    # It dies on purpose, once: set the message aside at the first death instead of looping.
     manager = start(router, broker, group_name, poison_deaths=1)
     wait_until(lambda: all_running(manager), what="the worker running")
     with Publisher(broker) as publisher:
-        publisher.publish("dying/x", {"tag": "T1"})
-    slot = "dying/+#0"
+        publisher.publish(pattern.replace("+", "x"), {"tag": tag})
+    return manager, f"{pattern}#0"
+
+
+def _exits(manager, slot: str) -> list[str]:
+    return wait_until(lambda: [e.message for e in manager.events_since(0) if e.slot == slot and e.kind == "exited"],
+                      what="the worker's exit")
+
+
+def test_what_a_handler_said_before_os_exit_is_in_its_slots_log(broker, group_name, start):
+    manager, slot = _one_message_to(hostile_handlers.last_words, "dying/+", broker, group_name, start, "T1")
     wanted = ["logged T1", "printed T1", "wrote T1 to fd 2", "wrote T1 to fd 1"]
     wait_until(lambda: all(any(w in line for line in _lines(manager, slot)) for w in wanted),
                timeout=30, what=f"the last words {wanted} in {_lines(manager, slot)}")
-    died = wait_until(lambda: [e for e in manager.events_since(0) if e.slot == slot and e.kind == "exited"],
-                      what="the worker's exit")
-    assert "1 (crashed)" in died[0].message
+    assert "1 (crashed)" in _exits(manager, slot)[0]
 
 
 def test_a_segfault_leaves_its_traceback_in_the_log_and_the_exit_cause(broker, group_name, start):
-    router = Router()
-    router.on("faulting/+", hostile_handlers.segfault, qos=1, shared=True)
-    manager = start(router, broker, group_name, poison_deaths=1)
-    wait_until(lambda: all_running(manager), what="the worker running")
-    with Publisher(broker) as publisher:
-        publisher.publish("faulting/x", {"tag": "T2"})
-    slot = "faulting/+#0"
+    manager, slot = _one_message_to(hostile_handlers.segfault, "faulting/+", broker, group_name, start, "T2")
     wait_until(lambda: any("Segmentation fault" in line for line in _lines(manager, slot)), timeout=30,
                what=f"faulthandler's report in {_lines(manager, slot)}")
     lines = _lines(manager, slot)
     assert any("about to crash T2" in line for line in lines)
     assert any("segfault" in line and "hostile_handlers.py" in line for line in lines), lines
-    exits = wait_until(lambda: [e.message for e in manager.events_since(0) if e.slot == slot and e.kind == "exited"],
-                       what="the worker's exit")
-    assert "SIGSEGV" in exits[0]
+    assert "SIGSEGV" in _exits(manager, slot)[0]
