@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
+import signal
 import time
 from typing import Protocol
 
@@ -227,7 +228,11 @@ class Slot:
         cause = self.killed_for or (self.fatal.reason if self.fatal else None)
         if cause is None and last_output:
             cause = last_output.splitlines()[-1][:300]
-        self.last_exit = f"{described}: {cause}" if cause and exitcode != 0 else described
+        if self.killed_for is not None and exitcode == -signal.SIGKILL:
+            # Our own SIGKILL: say so, rather than let "likely OOM" send the operator astray.
+            self.last_exit = f"killed: {self.killed_for}"
+        else:
+            self.last_exit = f"{described}: {cause}" if cause and exitcode != 0 else described
         if self.state is State.DRAINING and exitcode == 0:
             self._set(State.RETIRED)
             self.host.session_ended(self)
