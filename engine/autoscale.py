@@ -197,10 +197,14 @@ class Autoscaler:
 
     # --- growing, and judging whether it helped ----------------------------------------------------
 
+    @property
+    def _ceiling(self) -> int:
+        """The largest size growth may reach now: the hold, else the top of the range."""
+        return self.held_at if self.held_at is not None else self.limits.high
+
     def _time_need(self, obs: Observation, desired: int) -> bool:
         """Whether the pool needs more workers now; ``_need_since`` says since when."""
-        cap = self.held_at if self.held_at is not None else self.limits.high
-        if min(desired, cap) <= obs.size:
+        if min(desired, self._ceiling) <= obs.size:
             self._need_since = None
             return False
         if self._need_since is None:
@@ -213,9 +217,8 @@ class Autoscaler:
         assert self._need_since is not None
         if obs.now - self._need_since < self.config.up_window:
             return None
-        cap = self.held_at if self.held_at is not None else self.limits.high
         window = self._since(max(self._need_since, obs.now - self.config.up_window))
-        size = min(min(s.desired for s in window), cap)
+        size = min(min(s.desired for s in window), self._ceiling)
         capacity, rate, utilization = _capacity(window)
         self._trial = _Trial(obs.size, size, capacity, rate)
         self._need_since = None

@@ -154,7 +154,7 @@ class Arbiter:
         fd = process.output_fd
         self.output_lines(slot, process.read_output())
         if process.output_fd is None:  # end of file
-            self._selector.unregister(fd)
+            self._unregister(fd)
 
     def output_lines(self, slot: Slot, lines: list[str]) -> None:
         """What a worker wrote to its descriptors (C code, faulthandler, a dying interpreter)."""
@@ -236,17 +236,16 @@ class Arbiter:
         self._changed = True
         return process
 
-    def _unwatch_socket(self, process: ChildProcess) -> None:
-        fd = process.sock.fileno()
-        if fd in self._selector.get_map():  # not when it was unwatched at end of file already
+    def _unregister(self, fd: int | None) -> None:
+        if fd is not None and fd in self._selector.get_map():  # not when unwatched at end of file already
             self._selector.unregister(fd)
 
+    def _unwatch_socket(self, process: ChildProcess) -> None:
+        self._unregister(process.sock.fileno())
+
     def _unwatch(self, process: ChildProcess) -> None:
-        self._unwatch_socket(process)
-        if process.output_fd is not None and process.output_fd in self._selector.get_map():
-            self._selector.unregister(process.output_fd)
-        if process.exit_fd is not None:
-            self._selector.unregister(process.exit_fd)
+        for fd in (process.sock.fileno(), process.output_fd, process.exit_fd):
+            self._unregister(fd)
 
     def event(self, kind: str, message: str, slot: str | None = None, level: int = logging.INFO) -> None:
         self._changed = True

@@ -57,8 +57,7 @@ def resize(arbiter: Arbiter, key: str, count: int) -> None:
     pool = _shared_pool(arbiter, key)
     if pool.autoscaler is not None:
         limits = pool.autoscaler.limits
-        arbiter.autoscale_set[key] = None
-        pool.set_autoscale(None, arbiter.autoscale_config)
+        _autoscale(arbiter, pool, None)
         arbiter.event(
             "autoscale",
             f"autoscale off for {key} (was {limits}): scaled by hand to {count}; turn it on again to resume",
@@ -75,8 +74,7 @@ def set_autoscale(arbiter: Arbiter, key: str, limits: AutoscaleRange | None) -> 
     pool = _shared_pool(arbiter, key)
     was = pool.autoscaler.limits if pool.autoscaler is not None else None
     before = pool.desired
-    arbiter.autoscale_set[key] = limits
-    pool.set_autoscale(limits, arbiter.autoscale_config)
+    _autoscale(arbiter, pool, limits)
     if limits is None:
         if was is not None:
             arbiter.event("autoscale", f"autoscale off for {key}: the pool stays at {pool.desired} workers")
@@ -85,6 +83,12 @@ def set_autoscale(arbiter: Arbiter, key: str, limits: AutoscaleRange | None) -> 
     arbiter.event("autoscale", f"autoscale on for {key}: {limits} workers{resized}")
     if pool.desired != before and arbiter.started_at is not None:
         pool.converge()
+
+
+def _autoscale(arbiter: Arbiter, pool: Pool, limits: AutoscaleRange | None) -> None:
+    """Set the pool's range, and remember it as set at run time (it outlives a reload)."""
+    arbiter.autoscale_set[pool.key] = limits
+    pool.set_autoscale(limits, arbiter.autoscale_config)
 
 
 def begin_stop(arbiter: Arbiter) -> Future[None]:

@@ -55,7 +55,6 @@ class ManagerLink:
         self._frames: deque[bytes] = deque()  # complete frames not yet taken
         self._send_lock = threading.Lock()
         self._log_lock = threading.Lock()
-        self._logs: list[LogLine] = []
         self._log_bytes = 0
         self._logs_dropped = 0
         self._eof = False
@@ -144,22 +143,21 @@ class ManagerLink:
                 self._logs_dropped += 1
                 return
             self._log_bytes += size
-        if not self.send(Logs((LogLine(level, name, message),))):
-            with self._log_lock:  # not sent (no manager any more): kept, as before, for nobody
-                self._logs.append(LogLine(level, name, message))
+        self.send(Logs((LogLine(level, name, message),)))  # with no manager any more: nobody to tell
 
     def take_logs(self) -> tuple[tuple[LogLine, ...], int]:
-        """The lines kept since the last call, and how many were dropped."""
+        """For a heartbeat: no lines (each went as it was logged), and how many were dropped
+        since the last call; the byte allowance starts again."""
         with self._log_lock:
-            lines, dropped = tuple(self._logs), self._logs_dropped
-            self._logs, self._log_bytes, self._logs_dropped = [], 0, 0
-        return lines, dropped
+            dropped = self._logs_dropped
+            self._log_bytes = self._logs_dropped = 0
+        return (), dropped
 
     def flush(self) -> None:
-        """Send the lines still kept (as the worker exits)."""
-        lines, dropped = self.take_logs()
-        if lines or dropped:
-            self.send(Logs(lines, dropped))
+        """Report the lines dropped since the last heartbeat (as the worker exits)."""
+        _, dropped = self.take_logs()
+        if dropped:
+            self.send(Logs((), dropped))
 
 
 def _json_size(name: str, message: str) -> int:
