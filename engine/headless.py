@@ -79,7 +79,12 @@ class HeadlessRunner:
             self._print_event(event)
 
     def _print_event(self, event: EngineEvent) -> None:
-        self.say(event.message, event.level, event.kind, slot=event.slot)
+        if event.exception is None or not self.json:
+            self.say(event.message, event.level, event.kind, slot=event.slot)
+            return
+        # A failure: the values a log pipeline groups and searches by, and the first line as the message.
+        self.say(event.message.split("\n", 1)[0], event.level, event.kind, slot=event.slot,
+                 exception=event.exception, topic=event.topic, traceback=event.traceback)
 
     def _print_status(self, snap: ManagerSnapshot) -> None:
         broker = snap.broker

@@ -17,10 +17,13 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-ENTRY = struct.Struct("<IBBHII")  # sequence (0: free), qos, cut, topic length kept, payload length, crc if cut
+# sequence (0: free), qos, cut, topic length kept, payload length, crc if cut, when its handler started
+# (CLOCK_MONOTONIC: the same clock in every process of the machine)
+ENTRY = struct.Struct("<IBBHIId")
 ENTRY_SIZE = 1024
 TOPIC_KEPT = 256  # bytes of a topic kept (and identifying it); longer topics are rare
 MAX_ENTRIES = 256
+PREFIX_KEPT = 200  # bytes of a payload too long for its entry kept all the same (for the operator)
 _FREE = bytes(4)
 
 
@@ -39,6 +42,9 @@ class InHand:
 
     key: MessageKey
     qos: int
+    payload: bytes = b""  # the payload, or its first PREFIX_KEPT bytes when it was long
+    started: float = 0.0  # time.monotonic() when its handler started
+
 
     @property
     def topic(self) -> str:
@@ -75,8 +81,9 @@ class InHandTable:
         self._free = list(range(self.entries - 1, -1, -1))
         self._seq = 0
 
-    def hold(self, topic: bytes, payload: bytes | bytearray, qos: int) -> int:
-        """Record a message about to be handled; the entry to release, or -1 when all are used."""
+    def hold(self, topic: bytes, payload: bytes | bytearray, qos: int, started: float = 0.0) -> int:
+        """Record a message whose handler starts at ``started`` (time.monotonic()); the entry to
+        release, or -1 when all are used."""
         if not self._free:
             return -1
         entry = self._free.pop()
@@ -84,9 +91,10 @@ class InHandTable:
         topic = topic[:TOPIC_KEPT]
         room = ENTRY_SIZE - ENTRY.size - len(topic)
         if len(payload) <= room:
-            data = ENTRY.pack(seq, qos, 0, len(topic), len(payload), 0) + topic + payload
+            data = ENTRY.pack(seq, qos, 0, len(topic), len(payload), 0, started) + topic + payload
         else:
-            data = ENTRY.pack(seq, qos, 1, len(topic), len(payload), zlib.crc32(payload)) + topic
+            crc = zlib.crc32(payload)
+            data = ENTRY.pack(seq, qos, 1, len(topic), len(payload), crc, started) + topic + payload[:PREFIX_KEPT]
         offset = entry * ENTRY_SIZE
         self._map[offset : offset + len(data)] = data
         return entry
@@ -101,16 +109,18 @@ class InHandTable:
         found: list[tuple[int, InHand]] = []
         for entry in range(self.entries):
             offset = entry * ENTRY_SIZE
-            seq, qos, cut, topic_length, length, crc = ENTRY.unpack_from(self._map, offset)
+            seq, qos, cut, topic_length, length, crc, started = ENTRY.unpack_from(self._map, offset)
             if seq == 0 or topic_length > TOPIC_KEPT:
                 continue
             start = offset + ENTRY.size
             topic = bytes(self._map[start : start + topic_length])
+            kept = min(length, PREFIX_KEPT) if cut else length
+            if kept > ENTRY_SIZE - ENTRY.size - topic_length:
+                continue  # not an entry this module wrote
+            payload = bytes(self._map[start + topic_length : start + topic_length + kept])
             if not cut:
-                if length > ENTRY_SIZE - ENTRY.size - topic_length:
-                    continue  # not an entry this module wrote
-                crc = zlib.crc32(self._map[start + topic_length : start + topic_length + length])
-            found.append((seq, InHand(MessageKey(topic, length, crc), qos)))
+                crc = zlib.crc32(payload)
+            found.append((seq, InHand(MessageKey(topic, length, crc), qos, payload[:PREFIX_KEPT], started)))
         return [hand for _, hand in sorted(found, key=lambda pair: pair[0])]
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from .snapshot import ManagerSnapshot, SlotState
@@ -29,6 +29,7 @@ class SnapshotCollector(Collector):
         snap = self.manager.snapshot()
         yield from _worker_metrics(snap)
         yield from _route_metrics(snap)
+        yield from _route_diagnosis(self.manager, snap)
         broker = GaugeMetricFamily(
             "routemq_broker_connected", "1 when a worker is connected to the broker", labels=["address", "kind"]
         )
@@ -111,6 +112,28 @@ def _route_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
             low.add_metric(key, r.autoscale_min)
             high.add_metric(key, r.autoscale_max)
     yield from (desired, live, handled, failed, dead_lettered, rate, utilization, autoscaled, low, high)
+
+
+def _route_diagnosis(manager: WorkerManager, snap: ManagerSnapshot) -> Iterator[Any]:
+    """Handler times since start as a Prometheus histogram, and failures by exception type."""
+    seconds = HistogramMetricFamily(
+        "routemq_route_handler_seconds", "Time a handler took per message, all workers, since start", labels=["route"]
+    )
+    failures = CounterMetricFamily(
+        "routemq_route_failures",
+        "Failed messages by cause: the handler's exception type, or 'worker died: <exit>' when it killed its worker",
+        labels=["route", "exception"],
+    )
+    for route in snap.routes:
+        detail = manager.route_detail(route.topic)
+        if detail is None:
+            continue
+        total = detail.timings_total
+        buckets = [(repr(bound), float(count)) for bound, count in total.cumulative()]
+        seconds.add_metric([route.topic], [*buckets, ("+Inf", float(total.count))], total.sum)
+        for group in detail.failures:
+            failures.add_metric([route.topic, group.exception], group.count)
+    yield from (seconds, failures)
 
 
 def health(snap: ManagerSnapshot) -> tuple[bool, str]:

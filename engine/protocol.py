@@ -20,12 +20,16 @@ from typing import Any
 
 from .in_hand import MessageKey
 from .settings import Settings
+from .timings import BUCKETS
 
 HEARTBEAT_INTERVAL = 1.0  # seconds between a worker's heartbeats
 HEADER = struct.Struct(">I")
 MAX_FRAME = 1024 * 1024  # bytes; a heartbeat is far smaller (log lines are bounded, see below)
 MAX_LOG_LINE = 8192  # characters of one log line; the rest is cut and marked
 MAX_LOG_BYTES = 256 * 1024  # log text one heartbeat carries; beyond that lines are counted, not sent
+MAX_FAILURES = 32  # failure groups one heartbeat carries; the rest are counted in `failed` only
+PAYLOAD_PREVIEW = 200  # bytes of a failed message's payload its report keeps
+MAX_TOPIC = 1024  # characters of a topic a report keeps
 TRUNCATED = " …[{} more characters cut]"
 
 
@@ -158,6 +162,33 @@ class DeadLettered:
 
 
 @dataclass(frozen=True, slots=True)
+class RouteTimes:
+    """The handler times of one route since the last heartbeat (buckets of engine/timings.py)."""
+
+    route: str
+    buckets: tuple[tuple[int, int], ...]  # (bucket index, count), non-empty buckets only
+    sum: float
+    max: float
+
+
+@dataclass(frozen=True, slots=True)
+class HandlerFailure:
+    """The handlers of one route that raised one exception type since the last heartbeat:
+    how many, and the latest of them in full."""
+
+    route: str
+    handler: str  # the handler's qualified name
+    exception: str  # the exception's type, qualified by its module unless a builtin
+    message: str  # str() of the latest, cut
+    count: int
+    time: float  # wall clock of the latest
+    topic: str
+    payload: bytes  # its first PAYLOAD_PREVIEW bytes
+    payload_size: int
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     """A worker's counters, once a second and on every change of connection."""
 
@@ -176,6 +207,8 @@ class Heartbeat:
     logs: tuple[LogLine, ...] = ()
     logs_dropped: int = 0
     dead_lettered: tuple[DeadLettered, ...] = ()  # since the last heartbeat
+    timings: tuple[RouteTimes, ...] = ()  # since the last heartbeat
+    failures: tuple[HandlerFailure, ...] = ()  # since the last heartbeat, one per (route, exception)
 
     @property
     def done(self) -> int:
@@ -235,6 +268,12 @@ def _heartbeat_out(beat: Heartbeat) -> dict[str, Any]:
     # A key's topic is bytes (cut at a byte count); latin-1 carries any bytes through JSON unchanged.
     data["dead_lettered"] = [
         [d.route, d.key.topic.decode("latin-1"), d.key.payload_length, d.key.payload_crc] for d in beat.dead_lettered
+    ]
+    data["timings"] = [[t.route, [list(pair) for pair in t.buckets], t.sum, t.max] for t in beat.timings]
+    data["failures"] = [
+        [f.route, f.handler, f.exception, f.message, f.count, f.time, f.topic, f.payload.decode("latin-1"),
+         f.payload_size, f.traceback]
+        for f in beat.failures
     ]
     return data
 
@@ -334,7 +373,53 @@ def _heartbeat_in(data: dict[str, Any]) -> Heartbeat:
         logs=_lines_in(data.get("logs")),
         logs_dropped=_int(data, "logs_dropped"),
         dead_lettered=_dead_lettered_in(data.get("dead_lettered", [])),
+        timings=_timings_in(data.get("timings", [])),
+        failures=_failures_in(data.get("failures", [])),
     )
+
+
+def _timings_in(value: Any) -> tuple[RouteTimes, ...]:
+    if not isinstance(value, list) or len(value) > 1000:
+        raise TypeError("timings not a list of routes")
+    found = []
+    for item in value:
+        if not (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str) and isinstance(item[1], list)):
+            raise TypeError("a route's timings not [route, buckets, sum, max]")
+        buckets = []
+        for pair in item[1][:BUCKETS]:
+            if not (isinstance(pair, list) and len(pair) == 2 and _is_int(pair[0]) and _is_int(pair[1])
+                    and 0 <= pair[0] < BUCKETS and pair[1] >= 0):
+                raise TypeError("a timings bucket not [index, count]")
+            buckets.append((pair[0], pair[1]))
+        total, top = _number(item[2], "timings sum"), _number(item[3], "timings max")
+        found.append(RouteTimes(item[0][:MAX_TOPIC], tuple(buckets), total, top))
+    return tuple(found)
+
+
+def _failures_in(value: Any) -> tuple[HandlerFailure, ...]:
+    if not isinstance(value, list):
+        raise TypeError("failures not a list")
+    found = []
+    for item in value[:MAX_FAILURES]:
+        if not (isinstance(item, list) and len(item) == 10 and _is_int(item[4]) and _is_int(item[8])
+                and all(isinstance(item[i], str) for i in (0, 1, 2, 3, 6, 7, 9))):
+            raise TypeError("a failure not [route, handler, exception, message, count, time, topic, payload, "
+                            "size, traceback]")
+        try:
+            payload = item[7][:PAYLOAD_PREVIEW].encode("latin-1")
+        except UnicodeEncodeError:
+            raise TypeError("a failure's payload not bytes") from None
+        found.append(HandlerFailure(
+            item[0][:MAX_TOPIC], item[1][:200], item[2][:200], item[3][:500], max(1, item[4]),
+            _number(item[5], "failure time"), item[6][:MAX_TOPIC], payload, item[8], item[9][: MAX_LOG_LINE + 64],
+        ))
+    return tuple(found)
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < float("inf"):
+        raise TypeError(f"{name} not a non-negative number")
+    return float(value)
 
 
 def _dead_lettered_in(value: Any) -> tuple[DeadLettered, ...]:

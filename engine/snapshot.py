@@ -47,6 +47,7 @@ class WorkerInfo:
     uptime: float | None = None  # seconds the current process has been up
     is_main: bool = False
     busy: float | None = None  # 0..1: share of the last seconds it had messages in hand (None: not known)
+    heartbeat_age: float | None = None  # seconds since the worker was last heard (None: no process)
 
     @property
     def alive(self) -> bool:
@@ -77,6 +78,7 @@ class RouteInfo:
     autoscale_min: int | None = None  # the autoscale range; None when the pool is sized by hand
     autoscale_max: int | None = None
     autoscale_held_at: int | None = None  # held there: more workers did not raise throughput
+    handler_p99: float | None = None  # seconds: the 99th percentile of handler time over the last minute
 
     @property
     def autoscaled(self) -> bool:
@@ -126,3 +128,7 @@ class EngineEvent:
     message: str
     slot: str | None = None
     level: int = 20  # logging level
+    # A "failure" event (a handler raised) says what, where and how, as values:
+    exception: str | None = None  # the exception type
+    topic: str | None = None  # the message's topic
+    traceback: str | None = None

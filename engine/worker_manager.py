@@ -25,6 +25,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from .autoscale import AutoscaleRange
+from .details import RouteDetail, WorkerDetail
 from .protocol import RoutesSource
 from .router import Router
 from .sessions import SessionLedger
@@ -41,6 +42,7 @@ from .supervisor.snapshot_builder import Identity
 __all__ = ["ManagerConflict", "WorkerHandle", "WorkerManager"]
 
 T = TypeVar("T")
+DETAIL_TIMEOUT = 5.0  # seconds a detail view may wait for the supervisor thread
 _GROUP_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -205,6 +207,21 @@ class WorkerManager:
         """Restart one worker gracefully (it finishes what it has in hand first)."""
         self._call(lambda: verbs.restart_one(self._arbiter, slot))
 
+    def kill_worker(self, slot: str) -> None:
+        """SIGKILL one worker now (what it holds comes back from its session); it restarts as
+        after any death."""
+        self._call(lambda: verbs.kill_one(self._arbiter, slot))
+
+    def worker_detail(self, slot: str) -> WorkerDetail | None:
+        """Everything known about one slot (its log, lifecycle, history, messages in hand), or
+        None when there is no such slot."""
+        return self._call(lambda: self._arbiter.worker_detail(slot), timeout=DETAIL_TIMEOUT)
+
+    def route_detail(self, topic: str) -> RouteDetail | None:
+        """Everything known about one route (handler times, throughput, failures, its pool), or
+        None when there is no such route."""
+        return self._call(lambda: self._arbiter.route_detail(topic), timeout=DETAIL_TIMEOUT)
+
     def reload_routes(self, router: Router, timeout: float = 60.0) -> None:
         """Replace the routes, one pool at a time, without dropping messages.
 
@@ -257,12 +274,13 @@ class WorkerManager:
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def _call(self, func: Callable[[], T]) -> T:
-        """Run ``func`` on the supervisor thread and return its result (or raise its error)."""
+    def _call(self, func: Callable[[], T], timeout: float | None = None) -> T:
+        """Run ``func`` on the supervisor thread and return its result (or raise its error;
+        TimeoutError after ``timeout`` seconds)."""
         self._ensure_supervisor()
         if threading.current_thread() is self._thread:
             return func()
-        return self._commands.submit(func).result()
+        return self._commands.submit(func).result(timeout)
 
     def _ensure_supervisor(self) -> None:
         with self._thread_lock:

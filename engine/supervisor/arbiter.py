@@ -17,14 +17,24 @@ import time
 from concurrent.futures import Future
 
 from ..autoscale import AutoscaleConfig, AutoscaleRange
+from ..details import FailureExample, RouteDetail, WorkerDetail
 from ..in_hand import InHand
 from ..mqtt_client import end_session, leave_share_group
-from ..protocol import DeadLettered, Heartbeat, LogLine, ProtocolViolation, Quarantined, RoutesSource, WorkerSpec
+from ..protocol import (
+    DeadLettered,
+    Heartbeat,
+    LogLine,
+    ProtocolViolation,
+    Quarantined,
+    RoutesSource,
+    WorkerSpec,
+    describe_exit,
+)
 from ..router import Router
 from ..sessions import SessionLedger
 from ..settings import Settings
 from ..snapshot import ManagerSnapshot
-from . import autoscaling
+from . import autoscaling, detail_builder
 from .child_process import ChildProcess, Process
 from .commands import CommandQueue
 from .event_log import EventLog
@@ -32,6 +42,7 @@ from .poison import PoisonLedger
 from .pool import MAIN, ClientIds, Pool
 from .rates import RouteTotals
 from .rollout import Rollout, plan_reload
+from .route_history import RouteHistories, example_of
 from .slot import Slot
 from .snapshot_builder import Identity, build_snapshot
 
@@ -65,6 +76,7 @@ class Arbiter:
         self.closing = False
         self.pools: dict[str, Pool] = {}
         self.totals = RouteTotals()
+        self.histories = RouteHistories()
         self.poison = PoisonLedger(settings.poison_deaths)
         self.exitcodes: dict[str, int] = {}  # slot -> its last exit code, even once the slot is gone
         self.started_at: float | None = None
@@ -114,6 +126,8 @@ class Arbiter:
         """CPU and memory of every worker, then what the autoscaled pools make of their load."""
         for slot in self._slots():
             slot.sample(now)
+        for route in self.snapshot.routes:
+            self.histories.of(route.topic).throughput.append(route.messages_per_second)
         if self.rollout is None and not self.closing:
             autoscaling.step(self.pools.values(), self, now)
 
@@ -205,7 +219,8 @@ class Arbiter:
         self.snapshot = self._build_snapshot()
 
     def _build_snapshot(self) -> ManagerSnapshot:
-        return build_snapshot(self.pools.values(), self.router, self.totals, self.identity, self.started_at, self.now())
+        return build_snapshot(self.pools.values(), self.router, self.totals, self.histories, self.identity,
+                              self.started_at, self.now())
 
     # --- SlotHost --------------------------------------------------------------------------------
 
@@ -263,18 +278,45 @@ class Arbiter:
     def session_ended(self, slot: Slot) -> None:
         self.ledger.forget(slot.client_id)
 
-    def counted(self, before: Heartbeat | None, after: Heartbeat) -> None:
+    def counted(self, slot: Slot, before: Heartbeat | None, after: Heartbeat) -> None:
         self.totals.add(before, after)
+        if after.timings or after.failures:
+            self._reported(slot, after)
+
+    def _reported(self, slot: Slot, beat: Heartbeat) -> None:
+        """Handler times and failures a worker reports, for the routes its pool serves only: a
+        worker naming other routes is not believed (nor kept in memory)."""
+        pool = self.pools[slot.pool_key]
+        served = {pool.route.topic} if pool.route is not None else {r.topic for r in self.router.unshared_routes}
+        now = time.time()
+        for times in beat.timings:
+            if times.route in served:
+                self.histories.of(times.route).add_times(times, now)
+        for failure in beat.failures:
+            if failure.route not in served:
+                continue
+            self.histories.of(failure.route).failed(failure.exception, failure.count, example_of(failure, slot.key))
+            more = f" ({failure.count - 1} more like it since the last report)" if failure.count > 1 else ""
+            self.events.emit(
+                "failure",
+                f"handler {failure.handler} failed on topic {failure.topic[:200]!r}: {failure.exception}: "
+                f"{failure.message}{more}\n{failure.traceback}",
+                slot.key, logging.ERROR, exception=failure.exception, topic=failure.topic, traceback=failure.traceback,
+            )
 
     def died_holding(self, slot: Slot, in_hand: list[InHand]) -> bool:
         """A worker died with handlers running: each such message counts as a failure of its
         route, and one that has now killed the slot's worker often enough is set aside."""
         pool = self.pools[slot.pool_key]
+        cause = "worker killed by the supervisor" if slot.killed_for else f"worker died: {describe_exit(slot.exitcode)}"
         for hand in in_hand:
             found = self.router.match(hand.topic)
             route = found[0].topic if found is not None else (pool.route.topic if pool.route else None)
             if route is not None:
                 self.totals.add_failure(route)
+                example = FailureExample(time.time(), slot.key, hand.topic, hand.payload, hand.key.payload_length,
+                                         slot.last_words or "(the worker wrote nothing before it died)")
+                self.histories.of(route).failed(cause, 1, example)
         quarantined = self.poison.died_holding(slot.key, in_hand, slot.last_exit or "?")
         for _, suspect in quarantined:
             self.event(
@@ -333,6 +375,19 @@ class Arbiter:
         if route is not None:
             pool.set_autoscale(self.autoscale_set.get(key, route.autoscale), self.autoscale_config)
         return pool
+
+    def worker_detail(self, key: str) -> WorkerDetail | None:
+        for pool in self.pools.values():
+            for slot in pool.slots:
+                if slot.key == key:
+                    return detail_builder.worker_detail(pool, slot, self.events, self.now())
+        return None
+
+    def route_detail(self, topic: str) -> RouteDetail | None:
+        info = next((r for r in self.snapshot.routes if r.topic == topic), None)
+        if info is None:
+            return None
+        return detail_builder.route_detail(info, self.histories.get(topic), list(self.pools.values()), self.now())
 
     def find_slot(self, key: str) -> Slot:
         for pool in self.pools.values():

@@ -12,6 +12,7 @@ import time
 from collections import deque
 
 from ..snapshot import EngineEvent
+from .journal import SlotJournal
 
 log = logging.getLogger("routemq.manager")
 EVENTS_KEPT = 2000
@@ -22,6 +23,7 @@ class EventLog:
         self._events: deque[EngineEvent] = deque(maxlen=kept)
         self._lock = threading.Lock()  # written by the supervisor, read by the UI's thread
         self._seq = 0
+        self._journal = SlotJournal()
 
     def emit(
         self,
@@ -30,13 +32,23 @@ class EventLog:
         slot: str | None = None,
         level: int = logging.INFO,
         logger: str | None = None,
+        **fields: str,
     ) -> None:
+        """Record an event; ``fields`` are EngineEvent's optional ones (a failure's exception,
+        topic and traceback), kept as values and passed to logging as extras."""
         with self._lock:
             self._seq += 1
-            self._events.append(EngineEvent(self._seq, time.time(), kind, message, slot, level))
-        target = logging.getLogger(f"routemq.worker.{slot}") if kind == "log" else log
+            event = EngineEvent(self._seq, time.time(), kind, message, slot, level, **fields)
+            self._events.append(event)
+            self._journal.add(event)
+        target = logging.getLogger(f"routemq.worker.{slot}") if kind in ("log", "failure") else log
         if target.isEnabledFor(level):
-            target.log(level, "%s", message, extra={"slot": slot, "event": kind, "origin": logger})
+            target.log(level, "%s", message, extra={"slot": slot, "event": kind, "origin": logger, **fields})
+
+    def journal(self, slot: str) -> tuple[tuple[EngineEvent, ...], tuple[EngineEvent, ...]]:
+        """The slot's own (log lines, lifecycle events), across its restarts (see journal.py)."""
+        with self._lock:
+            return self._journal.of(slot)
 
     def since(self, seq: int) -> list[EngineEvent]:
         """Events with a sequence number above ``seq``, oldest first (the last few thousand)."""

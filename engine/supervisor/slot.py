@@ -15,8 +15,10 @@ import logging
 import random
 import signal
 import time
+from collections import deque
 from typing import Protocol
 
+from ..details import HISTORY_SECONDS
 from ..in_hand import InHand
 from ..policy import RestartPolicy
 from ..protocol import Command, DeadLettered, Fatal, Heartbeat, Hello, LogLine, Logs, WorkerMessage, describe_exit
@@ -26,6 +28,7 @@ from .child_process import Process
 from .rates import SILENCE_MIN, BusyMeter, RateMeter
 
 STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat (route imports)
+BY_OPERATOR = "by the operator"  # kill(reason) for the operator's kill: a restart, not a death to count
 
 State = SlotState
 
@@ -50,7 +53,7 @@ class SlotHost(Protocol):
 
     def left_for_good(self, slot: Slot) -> None: ...
 
-    def counted(self, before: Heartbeat | None, after: Heartbeat) -> None: ...
+    def counted(self, slot: Slot, before: Heartbeat | None, after: Heartbeat) -> None: ...
 
     def died_holding(self, slot: Slot, in_hand: list[InHand]) -> bool: ...
 
@@ -83,6 +86,10 @@ class Slot:
         self.restart_at: float | None = None
         self.rates = RateMeter()
         self.busy = BusyMeter()
+        self.last_words = ""  # what the last process wrote to its descriptors just before it died
+        # CPU % and RSS once a sample while a process fills the slot, across its processes.
+        self.cpu_history: deque[float] = deque(maxlen=HISTORY_SECONDS)
+        self.memory_history: deque[int] = deque(maxlen=HISTORY_SECONDS)
         self._reset_process_facts(0.0)
 
     def _reset_process_facts(self, now: float) -> None:
@@ -176,7 +183,10 @@ class Slot:
             return
         self.killed_for = reason
         kind = "hung" if reason.startswith("hung") else "killed"
-        self.host.event(kind, f"worker {self.key}: {reason}; killing it", self.key, logging.WARNING)
+        said = f"worker {self.key}: {reason}; killing it"
+        if reason == BY_OPERATOR:
+            said = f"worker {self.key} killed {reason}"
+        self.host.event(kind, said, self.key, logging.WARNING)
         self.process.kill()
 
     def _terminate(self) -> None:
@@ -191,7 +201,7 @@ class Slot:
         self.last_heard = now
         if isinstance(message, Heartbeat):
             self.host.log_lines(self, message.logs, message.logs_dropped)
-            self.host.counted(self.beat, message)
+            self.host.counted(self, self.beat, message)
             if message.dead_lettered:
                 self.host.dead_lettered(self, message.dead_lettered)
             self.rates.heartbeat(message, now)
@@ -224,6 +234,7 @@ class Slot:
         self.rates.reset()
         self.busy.reset()
         self.exitcode = exitcode
+        self.last_words = last_output
         described = describe_exit(exitcode) or "?"
         cause = self.killed_for or (self.fatal.reason if self.fatal else None)
         if cause is None and last_output:
@@ -259,7 +270,9 @@ class Slot:
         if in_hand and self.host.died_holding(self, in_hand):
             # The message that kept killing it is set aside now: not a reason to give up on it.
             self.policy.reset()
-        delay = self.policy.on_death(now, uptime)
+        # The operator's kill is a restart the hard way, not a death of the code's: no backoff,
+        # and it does not count towards crash-loop.
+        delay = 0.0 if self.killed_for == BY_OPERATOR else self.policy.on_death(now, uptime)
         if delay is None:
             self._set(State.CRASH_LOOP)
             self.detail = (
@@ -323,9 +336,11 @@ class Slot:
         cpu, rss = self.process.sample()
         if cpu is not None:
             self.cpu = cpu
+            self.cpu_history.append(cpu)
         if rss is None:
             return
         self.rss = rss
+        self.memory_history.append(rss)
         if self.state is not State.RUNNING:
             return
         s = self.host.settings

@@ -5,6 +5,7 @@ A plain function of the pools: it reads slots and never changes them.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from ..router import Router
 from ..snapshot import BrokerInfo, ManagerSnapshot, RouteInfo, WorkerInfo
 from .pool import MAIN_ROUTE_LABEL, Pool
 from .rates import RouteTotals
+from .route_history import RouteHistories
 from .slot import Slot
 
 
@@ -27,11 +29,13 @@ def build_snapshot(
     pools: Iterable[Pool],
     router: Router,
     totals: RouteTotals,
+    histories: RouteHistories,
     identity: Identity,
     started_at: float | None,
     now: float,
 ) -> ManagerSnapshot:
     pools = list(pools)
+    wall = time.time()
     route_rates: dict[str, float] = {}
     for pool in pools:
         for slot in pool.slots:
@@ -47,11 +51,13 @@ def build_snapshot(
         for route in served:
             handled, failed = totals.of(route.topic)
             rate = route_rates.get(route.topic, 0.0)
+            history = histories.get(route.topic)
             routes.append(
                 RouteInfo(route.topic, route.mqtt_topic, route.qos, route.shared, pool.desired, pool.live, rate,
                           handled, failed, totals.dead_letters(route.topic), utilization,
                           scaler.limits.low if scaler else None, scaler.limits.high if scaler else None,
-                          scaler.held_at if scaler else None)
+                          scaler.held_at if scaler else None,
+                          history.minute(wall).quantile(0.99) if history is not None else None)
             )
     all_slots = [slot for pool in pools for slot in pool.slots]
     return ManagerSnapshot(
@@ -93,6 +99,7 @@ def worker_info(pool: Pool, slot: Slot, now: float) -> WorkerInfo:
         uptime=(now - slot.spawned_at) if alive else None,
         is_main=pool.is_main,
         busy=slot.busy.busy if alive else None,
+        heartbeat_age=(now - slot.last_heard) if alive else None,
     )
 
 

@@ -13,6 +13,7 @@ from ..autoscale import AutoscaleRange
 from ..policy import apportion
 from .arbiter import Arbiter
 from .pool import MAIN, Pool
+from .slot import BY_OPERATOR
 
 
 def start(arbiter: Arbiter, num_workers: int | None) -> None:
@@ -116,6 +117,15 @@ def restart_dead(arbiter: Arbiter) -> int:
 
 def restart_one(arbiter: Arbiter, key: str) -> None:
     arbiter.find_slot(key).restart()
+
+
+def kill_one(arbiter: Arbiter, key: str) -> None:
+    """The operator's SIGKILL: the slot restarts as after any death, without counting it
+    towards crash-loop (the operator, not the code, ended it)."""
+    slot = arbiter.find_slot(key)
+    if slot.process is None:
+        raise ValueError(f"worker {key!r} has no process to kill ({slot.state})")
+    slot.kill(BY_OPERATOR)
 
 
 def drain_leftover_sessions(arbiter: Arbiter) -> None:

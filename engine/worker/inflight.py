@@ -18,7 +18,6 @@ import inspect
 import json
 import logging
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -26,9 +25,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from ..in_hand import InHandTable
+from ..protocol import RouteTimes
 from ..router import Route, Router
+from ..timings import Histogram
 from .busy import BusyClock
 from .dead_letters import DeadLetters
+from .failures import FailureLog
 
 log = logging.getLogger("routemq.worker")
 
@@ -74,6 +76,8 @@ class InFlight:
         self._inbox: deque[mqtt.MQTTMessage] = deque()  # read, not yet handled
         self._inbox_scheduled = False
         self._running: dict[int, float] = {}  # handler id -> start time (monotonic)
+        self.times: dict[str, Histogram] = {}  # route pattern -> handler times since the last heartbeat
+        self.failures = FailureLog()
         self._next_id = 0
         self._tasks: set[asyncio.Future[None]] = set()
         self._client: Any = None
@@ -155,13 +159,14 @@ class InFlight:
             self._finish(message)
             return
         payload = decode_payload(message.payload)
-        handler_id = self._started()
+        handler_id = self._next_id = self._next_id + 1
+        self._running[handler_id] = started = time.monotonic()
         if self.in_hand is not None:
-            self._held[handler_id] = self.in_hand.hold(topic.encode(), message.payload, message.qos)
+            self._held[handler_id] = self.in_hand.hold(topic.encode(), message.payload, message.qos, started)
         try:
             result = route.invoke(topic, params, payload, self._client)
-        except Exception:  # a bad message never kills the worker
-            self._handler_failed(route, topic)
+        except Exception as error:  # a bad message never kills the worker
+            self._handler_failed(route, topic, message.payload, error)
             self._done(handler_id, message, route, ok=False)
             return
         # A plain function may still return an awaitable; None (the usual result) is not one.
@@ -177,23 +182,24 @@ class InFlight:
     ) -> None:
         try:
             await awaitable
-        except Exception:
-            self._handler_failed(route, topic)
+        except Exception as error:
+            self._handler_failed(route, topic, message.payload, error)
             self._done(handler_id, message, route, ok=False)
         else:
             self._done(handler_id, message, route, ok=True)
 
-    def _started(self) -> int:
-        self._next_id += 1
-        self._running[self._next_id] = time.monotonic()
-        return self._next_id
-
-    def _handler_failed(self, route: Route, topic: str) -> None:
-        name = getattr(route.handler, "__qualname__", repr(route.handler))
-        log.error("handler %s failed on topic %r:\n%s", name, topic[:200], traceback.format_exc().rstrip())
+    def _handler_failed(self, route: Route, topic: str, payload: bytes | bytearray, error: Exception) -> None:
+        # Reported with the next heartbeat (grouped, with the traceback): see failures.py.
+        name = getattr(route.handler, "__qualname__", None) or repr(route.handler)
+        self.failures.failed(route.topic, name, error, topic, payload)
 
     def _done(self, handler_id: int, message: mqtt.MQTTMessage, route: Route, ok: bool) -> None:
-        self._running.pop(handler_id, None)
+        started = self._running.pop(handler_id, None)
+        if started is not None:
+            times = self.times.get(route.topic)
+            if times is None:
+                times = self.times[route.topic] = Histogram()
+            times.record(time.monotonic() - started)
         if self.in_hand is not None:
             self.in_hand.release(self._held.pop(handler_id, -1))
         counts = self.by_route.get(route.topic)
@@ -226,6 +232,16 @@ class InFlight:
 
     def counts_by_route(self) -> dict[str, tuple[int, int]]:
         return {topic: (counts[0], counts[1]) for topic, counts in self.by_route.items()}
+
+    def take_timings(self) -> tuple[RouteTimes, ...]:
+        """The handler times recorded since the last call, per route; then start again."""
+        if not self.times:
+            return ()
+        times, self.times = self.times, {}
+        return tuple(
+            RouteTimes(topic, tuple((i, n) for i, n in enumerate(h.counts) if n), h.sum, h.max)
+            for topic, h in times.items()
+        )
 
     @property
     def idle(self) -> bool:

@@ -298,6 +298,8 @@ class Worker:
                 logs=lines,
                 logs_dropped=dropped,
                 dead_lettered=self.inflight.dead_letters.take_reports() if self.inflight.dead_letters else (),
+                timings=inflight.take_timings(),
+                failures=inflight.failures.take(),
             )
         )
 

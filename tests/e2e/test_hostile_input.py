@@ -62,10 +62,14 @@ class Pool:
         events = self.manager.events_since(self.seen_seq)
         if events:
             self.seen_seq = events[-1].seq
-        failure_logs = [e for e in events if e.kind == "log" and e.level == logging.ERROR
-                        and e.message.startswith("handler objects_only failed on topic")]
-        assert len(failure_logs) == failed - failed0, "one log line per failed message"
-        assert not [e for e in events if e.kind != "log"], "no worker died, restarted or was killed"
+        # Failures come grouped by exception with the heartbeat that counts them: every one is
+        # in a group of the route's detail, and reported with its traceback.
+        reports = [e for e in events if e.kind == "failure" and e.level == logging.ERROR
+                   and e.message.startswith("handler objects_only failed on topic")]
+        assert (failed > failed0) == bool(reports) and all(e.traceback for e in reports)
+        detail = self.manager.route_detail(ROUTE)
+        assert detail is not None and sum(g.count for g in detail.failures) == failed, "each failure in a group"
+        assert not [e for e in events if e.kind not in ("log", "failure")], "no worker died, restarted or was killed"
         return handled - handled0, failed - failed0
 
     def assert_same_workers(self) -> None:

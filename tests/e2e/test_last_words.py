@@ -49,3 +49,20 @@ def test_a_segfault_leaves_its_traceback_in_the_log_and_the_exit_cause(broker, g
     assert any("about to crash T2" in line for line in lines)
     assert any("segfault" in line and "hostile_handlers.py" in line for line in lines), lines
     assert "SIGSEGV" in _exits(manager, slot)[0]
+
+
+def test_the_worker_screen_keeps_the_last_words_and_the_route_counts_the_death_as_a_failure(
+    broker, group_name, start
+):
+    manager, slot = _one_message_to(hostile_handlers.segfault, "faulting2/+", broker, group_name, start, "T3")
+    wait_until(lambda: manager.snapshot().workers[0].restarts >= 1, timeout=30, what="the worker restarted")
+    detail = manager.worker_detail(slot)
+    assert detail is not None
+    # Its log outlives the process that wrote it: the new worker's screen shows the old one's words.
+    assert any("about to crash T3" in e.message for e in detail.logs)
+    assert [e.kind for e in detail.lifecycle if e.kind in ("exited", "restarted")][:2] == ["exited", "restarted"]
+    route = manager.route_detail("faulting2/+")
+    assert route is not None and route.info.failed >= 1
+    group = next(g for g in route.failures if g.exception.startswith("worker died"))
+    assert "SIGSEGV" in group.exception and group.latest.topic == "faulting2/x" and group.latest.slot == slot
+    assert b"T3" in group.latest.payload and "Segmentation fault" in group.latest.traceback

@@ -107,7 +107,7 @@ class DummyHost:
     def left_for_good(self, slot: Slot) -> None:
         self.left.append(slot.key)
 
-    def counted(self, before: Heartbeat | None, after: Heartbeat) -> None:
+    def counted(self, slot: Slot, before: Heartbeat | None, after: Heartbeat) -> None:
         self.counts.append(after)
 
     def died_holding(self, slot: Slot, in_hand: list[InHand]) -> bool:

@@ -236,8 +236,13 @@ def test_handler_exception_is_counted_logged_and_the_worker_carries_on(broker, g
     wait_until(lambda: worker(manager, "jobs/{name}#0").failed == 1 and handled_ids(out) == {"good"},
                what="one failure and the next message handled")
     assert worker(manager, "jobs/{name}#0").pid == pid
-    logs = [e.message for e in manager.events_since(0) if e.kind == "log"]
-    assert any("handler failure for message bad" in m and "Traceback" in m for m in logs)
+    # Reported with the next heartbeat: the message, the exception, the topic and the traceback as values.
+    failures = wait_until(lambda: [e for e in manager.events_since(0) if e.kind == "failure"],
+                          what="the failure reported")
+    assert "handler failure for message bad" in failures[0].message and "Traceback" in failures[0].message
+    assert failures[0].exception == "RuntimeError" and failures[0].topic == "jobs/x"
+    assert failures[0].traceback is not None and "record_param" in failures[0].traceback
+    assert failures[0].slot == "jobs/{name}#0"
 
 
 # ----------------------------------------------------------------------------------------------
