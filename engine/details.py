@@ -5,6 +5,7 @@ when asked (:meth:`WorkerManager.worker_detail`, :meth:`WorkerManager.route_deta
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 from .protocol import PAYLOAD_PREVIEW  # noqa: F401  (bytes of a failed message's payload kept)
@@ -20,11 +21,20 @@ _CONTROL_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
 
 def safe_preview(payload: bytes) -> str:
     """``payload`` as text that is safe to print: UTF-8 where it decodes, ``\\xNN`` for every
-    other byte and for every control character, so no terminal escape ever reaches the screen."""
+    other byte and every control character (no terminal escape ever reaches the screen), and
+    ``\\uNNNN`` for invisible format characters (a right-to-left override would make the text
+    read otherwise than it is)."""
     text = payload.decode("utf-8", errors="backslashreplace")
-    return "".join(
-        _CONTROL_ESCAPES.get(c) or (f"\\x{ord(c):02x}" if ord(c) < 32 or 127 <= ord(c) < 160 else c) for c in text
-    )
+    return text if text.isascii() and text.isprintable() else "".join(_safe_char(c) for c in text)
+
+
+def _safe_char(c: str) -> str:
+    code = ord(c)
+    if code < 32 or 127 <= code < 160:
+        return _CONTROL_ESCAPES.get(c) or f"\\x{code:02x}"
+    if code > 127 and unicodedata.category(c) == "Cf":
+        return f"\\u{code:04x}"
+    return c
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,19 +86,24 @@ class HeadlessRunner:
         self.say(event.message.split("\n", 1)[0], event.level, event.kind, slot=event.slot,
                  exception=event.exception, topic=event.topic, traceback=event.traceback)
 
-    def _print_status(self, snap: ManagerSnapshot) -> None:
+    def _print_status(self, snap: ManagerSnapshot, stopped: bool = False) -> None:
+        """The periodic status line: a warning while the broker is not connected or fewer workers
+        serve than desired; the last one, once everything stopped as asked, is information."""
         broker = snap.broker
+        serving, live, desired = snap.serving_workers, snap.live_workers, snap.desired_workers
+        healthy = broker.state == "connected" and serving >= desired
         text = (
-            f"status: {snap.live_workers}/{snap.desired_workers} workers live, "
+            f"status: {serving}/{desired} workers serving" + (f" ({live} live)" if live != serving else "") + ", "
             f"{snap.messages_per_second:.1f} msg/s, {snap.handled} handled, {snap.failed} errors, "
             f"broker {broker.address} {broker.state}" + (f" ({broker.detail})" if broker.detail else "")
         )
         self.say(
             text,
-            logging.INFO if broker.state == "connected" else logging.WARNING,
+            logging.INFO if healthy or stopped else logging.WARNING,
             "status",
-            live=snap.live_workers,
-            desired=snap.desired_workers,
+            serving=serving,
+            live=live,
+            desired=desired,
             messages_per_second=round(snap.messages_per_second, 2),
             handled=snap.handled,
             failed=snap.failed,
@@ -175,7 +180,7 @@ class HeadlessRunner:
                     next_status = now + self.status_interval
             self.manager.stop_workers()
             self._print_events()
-            self._print_status(self.manager.snapshot())
+            self._print_status(self.manager.snapshot(), stopped=True)
             return 0
         finally:
             for sig, handler in previous.items():

@@ -144,14 +144,10 @@ def health(snap: ManagerSnapshot) -> tuple[bool, str]:
         return False, f"broker {snap.broker.address} {snap.broker.state}" + (
             f": {snap.broker.detail}" if snap.broker.detail else ""
         )
-    serving: dict[str, int] = {}
-    for w in snap.workers:
-        if w.state is SlotState.RUNNING and w.connected:
-            serving[w.route] = serving.get(w.route, 0) + 1
     problems = [
-        f"{r.topic} has {serving.get(r.topic, 0)}/{r.desired_workers} workers serving"
+        f"{r.topic} has {r.serving_workers}/{r.desired_workers} workers serving"
         for r in snap.routes
-        if r.shared and serving.get(r.topic, 0) < r.desired_workers
+        if r.shared and r.serving_workers < r.desired_workers
     ]
     if any(w.is_main and not (w.state is SlotState.RUNNING and w.connected) for w in snap.workers):
         problems.append("the main worker is not serving")

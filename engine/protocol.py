@@ -402,7 +402,7 @@ def _failures_in(value: Any) -> tuple[HandlerFailure, ...]:
     found = []
     for item in value[:MAX_FAILURES]:
         if not (isinstance(item, list) and len(item) == 10 and _is_int(item[4]) and _is_int(item[8])
-                and all(isinstance(item[i], str) for i in (0, 1, 2, 3, 6, 7, 9))):
+                and item[8] >= 0 and all(isinstance(item[i], str) for i in (0, 1, 2, 3, 6, 7, 9))):
             raise TypeError("a failure not [route, handler, exception, message, count, time, topic, payload, "
                             "size, traceback]")
         try:

@@ -79,6 +79,12 @@ class RouteInfo:
     autoscale_max: int | None = None
     autoscale_held_at: int | None = None  # held there: more workers did not raise throughput
     handler_p99: float | None = None  # seconds: the 99th percentile of handler time over the last minute
+    serving_workers: int = 0  # running and connected to the broker: what /healthz counts
+
+    @property
+    def short_of_workers(self) -> bool:
+        """Fewer workers serve than the route should have (dead, starting, or cut off from the broker)."""
+        return self.serving_workers < max(1, self.desired_workers)
 
     @property
     def autoscaled(self) -> bool:
@@ -116,6 +122,11 @@ class ManagerSnapshot:
     @property
     def desired_workers(self) -> int:
         return sum(r.desired_workers for r in self.routes if r.shared)
+
+    @property
+    def serving_workers(self) -> int:
+        """Shared workers running and connected to the broker (what /healthz counts)."""
+        return sum(1 for w in self.workers if w.state is SlotState.RUNNING and w.connected and not w.is_main)
 
 
 @dataclass(frozen=True, slots=True)

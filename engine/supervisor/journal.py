@@ -41,6 +41,8 @@ class SlotJournal:
             entries = self._slots[slot] = _Entries()
             if len(self._slots) > SLOTS_KEPT:
                 self._slots.popitem(last=False)
+        else:
+            self._slots.move_to_end(slot)  # the least recently heard from goes first, not the oldest
         (entries.logs if event.kind in LOG_KINDS else entries.lifecycle).append(event)
 
     def of(self, slot: str) -> tuple[tuple[EngineEvent, ...], tuple[EngineEvent, ...]]:

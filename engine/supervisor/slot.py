@@ -275,13 +275,12 @@ class Slot:
         delay = 0.0 if self.killed_for == BY_OPERATOR else self.policy.on_death(now, uptime)
         if delay is None:
             self._set(State.CRASH_LOOP)
-            self.detail = (
-                f"{len(self.policy.deaths)} deaths within {self.policy.window:g} s; last exit {self.last_exit}; "
-                "waiting for restart_dead_workers()"
-            )
+            deaths = f"died {len(self.policy.deaths)} times within {self.policy.window:g} s"
+            self.detail = f"{deaths}; last exit {self.last_exit}. Restart it by hand (restart_dead_workers(), r)."
             self.host.event(
                 "crash-loop",
-                f"worker {self.key} is crash-looping ({self.last_exit}); not restarting it",
+                f"Worker {self.key} {deaths} and is no longer restarted (last exit {self.last_exit}). "
+                "Fix the cause, then restart it by hand.",
                 self.key,
                 logging.ERROR,
             )
@@ -322,11 +321,11 @@ class Slot:
         # as a hang only once a few heartbeats in a row are missing.
         allowed = max(limit, SILENCE_MIN) if self.beat is not None else max(limit, STARTUP_GRACE)
         if silent > allowed:
-            self.kill(f"hung: no heartbeat for {silent:.0f} s")
+            self.kill(f"hung, no heartbeat for {silent:.0f} s")
             return
         oldest = self.beat.oldest_handler_age if self.beat is not None else None
         if oldest is not None and oldest > limit:
-            self.kill(f"hung: a handler has run for {oldest:.0f} s")
+            self.kill(f"hung, a handler has run for {oldest:.0f} s")
 
     def sample(self, now: float) -> None:
         """CPU and memory now; recycle a worker past its memory or message limit."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from ..protocol import Failure
 from ..router import Router
-from ..snapshot import BrokerInfo, ManagerSnapshot, RouteInfo, WorkerInfo
+from ..snapshot import BrokerInfo, ManagerSnapshot, RouteInfo, SlotState, WorkerInfo
 from .pool import MAIN_ROUTE_LABEL, Pool
 from .rates import RouteTotals
 from .route_history import RouteHistories
@@ -48,6 +48,7 @@ def build_snapshot(
         served = [pool.route] if pool.route is not None else router.unshared_routes
         scaler = pool.autoscaler
         utilization = pool.utilization()
+        serving = sum(1 for s in pool.slots if s.state is SlotState.RUNNING and s.beat is not None and s.beat.connected)
         for route in served:
             handled, failed = totals.of(route.topic)
             rate = route_rates.get(route.topic, 0.0)
@@ -57,7 +58,7 @@ def build_snapshot(
                           handled, failed, totals.dead_letters(route.topic), utilization,
                           scaler.limits.low if scaler else None, scaler.limits.high if scaler else None,
                           scaler.held_at if scaler else None,
-                          history.minute(wall).quantile(0.99) if history is not None else None)
+                          history.minute(wall).quantile(0.99) if history is not None else None, serving)
             )
     all_slots = [slot for pool in pools for slot in pool.slots]
     return ManagerSnapshot(
@@ -116,7 +117,9 @@ def broker_info(slots: list[Slot], workers: list[WorkerInfo], identity: Identity
     if Failure.TLS in failures:
         return BrokerInfo(address, "tls error", failures[Failure.TLS], kind)
     if live:
-        failing = [w.detail for w in live if w.detail and w.detail not in ("starting", "connecting", "draining")]
+        # A slot draining a leftover session is not serving: what it waits for says nothing of the broker.
+        failing = [w.detail for w in live if w.detail and w.detail not in ("starting", "connecting", "draining")
+                   and w.state is not SlotState.DRAINING]
         if failing:
             return BrokerInfo(address, "unreachable", failing[0], kind)
         return BrokerInfo(address, "connecting", "", kind)

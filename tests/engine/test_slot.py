@@ -69,7 +69,10 @@ def test_the_nth_death_within_the_window_is_a_crash_loop_and_the_share_is_handed
     exits(host, slot, 1)
     assert slot.state is SlotState.CRASH_LOOP
     assert host.left == [slot.key]
-    assert "3 deaths within 60 s" in slot.detail
+    assert "died 3 times within 60 s; last exit" in slot.detail
+    said = next(e.message for e in host.events if e.kind == "crash-loop")
+    assert said == (f"Worker {slot.key} died 3 times within 60 s and is no longer restarted (last exit 1 (crashed)). "
+                    "Fix the cause, then restart it by hand.")
     host.advance(3600)
     slot.tick(host.now())
     assert slot.state is SlotState.CRASH_LOOP  # waits for the operator
@@ -93,7 +96,7 @@ def test_silence_after_the_first_heartbeat_is_a_hang_and_the_worker_is_killed():
     assert process_of(slot).signals == ["SIGKILL"]  # once
     exits(host, slot, -9)
     assert slot.state is SlotState.BACKOFF
-    assert slot.last_exit == "killed: hung: no heartbeat for 5 s"  # ours, not "likely OOM"
+    assert slot.last_exit == "killed: hung, no heartbeat for 5 s"  # ours, not "likely OOM"
 
 
 def test_a_new_worker_gets_the_startup_grace_for_its_first_heartbeat():
@@ -115,7 +118,7 @@ def test_a_handler_held_too_long_is_a_hang():
     slot.on_message(Heartbeat(connected=True, subscribed=True, in_flight=1, oldest_handler_age=6.0))
     slot.tick(host.now())
     assert process_of(slot).signals == ["SIGKILL"]
-    assert slot.killed_for == "hung: a handler has run for 6 s"
+    assert slot.killed_for == "hung, a handler has run for 6 s"
 
 
 # --- stopping --------------------------------------------------------------------------------------

@@ -179,7 +179,7 @@ def test_poison_message_puts_the_slot_in_crash_loop_until_restarted_by_hand(brok
     looping = wait_until(lambda: (w := worker(manager, "jobs/{name}#0")).state is SlotState.CRASH_LOOP and w,
                          what="crash-loop")
     assert looping.last_exit.startswith("13")
-    assert "3 deaths" in looping.detail
+    assert "died 3 times" in looping.detail
     assert any(e.kind == "crash-loop" for e in manager.events_since(0))
     # Not restarted while crash-looping: several supervisor ticks later it is still waiting.
     seen = manager.snapshot().taken_at

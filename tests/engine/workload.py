@@ -31,17 +31,22 @@ def _behave(payload: Any) -> None:
         _kept.append(b"x" * (payload["grow_mb"] * 1024 * 1024))
     hold = payload.get("hold")
     if hold and not os.path.exists(hold):
-        with open(hold, "w") as marker:
-            marker.write(str(os.getpid()))
+        _mark(hold)
         while True:
             time.sleep(1)
     if payload.get("started"):
-        with open(f"{payload['started']}.{payload.get('id')}", "w") as marker:
-            marker.write(str(os.getpid()))
+        _mark(f"{payload['started']}.{payload.get('id')}")
     if payload.get("sleep"):
         time.sleep(payload["sleep"])
     if payload.get("burn"):
         _burn(payload["burn"])
+
+
+def _mark(path: str) -> None:
+    """Write our pid to ``path`` atomically: a test that sees the file can read the pid."""
+    with open(f"{path}.tmp", "w") as marker:
+        marker.write(str(os.getpid()))
+    os.replace(f"{path}.tmp", path)
 
 
 def _burn(seconds: float) -> None:
@@ -78,8 +83,7 @@ def record_param(name: str, payload: Any, client: Any) -> None:
 async def record_async(name: str, payload: Any, client: Any) -> None:
     hold = payload.get("hold") if isinstance(payload, dict) else None
     if hold and not os.path.exists(hold):
-        with open(hold, "w") as marker:
-            marker.write(str(os.getpid()))
+        _mark(hold)
         await asyncio.Event().wait()  # never set: the event loop keeps running, this handler does not
     await asyncio.sleep(0)
     _behave(payload)

@@ -140,10 +140,14 @@ class DashboardHeader(Widget):
     def _totals_line(snapshot: ManagerSnapshot | None, pending: Sequence[str], problem: str | None) -> list[Part]:
         parts: list[Part] = []
         if snapshot is not None:
-            live, desired = snapshot.live_workers, snapshot.desired_workers
+            # Serving (running and connected) as /healthz counts them: with the broker down,
+            # live processes that reconnect do not count, and the header says how many live.
+            serving, live, desired = snapshot.serving_workers, snapshot.live_workers, snapshot.desired_workers
             dead = sum(1 for worker in snapshot.workers if worker.state.is_dead)
+            parts += [("workers ", "label"), (f"{serving}/{desired}", "value" if serving >= desired else "warning")]
+            if live != serving:
+                parts += [(f" ({live} live)", "label")]
             parts += [
-                ("workers ", "label"), (f"{live}/{desired}", "value" if live >= desired else "warning"),
                 _SEPARATOR,
                 (fmt.rate(snapshot.messages_per_second), "value"), (" msg/s", "label"),
                 _SEPARATOR,
