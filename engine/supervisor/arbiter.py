@@ -52,6 +52,7 @@ TICK = 0.25  # longest the supervisor sleeps without looking around
 CHECK_EVERY = 0.1  # deadlines and restarts due, at most this often
 SNAPSHOT_EVERY = 0.5  # snapshot rebuilds for new counters; a state change rebuilds at once
 SAMPLE_EVERY = 1.0  # psutil sampling and message rates
+LAST_WORDS_SHOWN = 200  # lines of a dead worker's final output shown whatever its output budget
 
 
 class Arbiter:
@@ -170,9 +171,20 @@ class Arbiter:
         if process.output_fd is None:  # end of file
             self._unregister(fd)
 
-    def output_lines(self, slot: Slot, lines: list[str]) -> None:
-        """What a worker wrote to its descriptors (C code, faulthandler, a dying interpreter)."""
-        for line in lines:
+    def output_lines(self, slot: Slot, lines: list[str], last_words: bool = False) -> None:
+        """What a worker wrote to its descriptors (C code, faulthandler, a dying interpreter),
+        within its slot's line budget; a dead worker's ``last_words`` always show (their end)."""
+        budget = slot.output_budget
+        if last_words:
+            kept = lines[-LAST_WORDS_SHOWN:]
+            budget.dropped += len(lines) - len(kept)
+        else:
+            kept = lines[: budget.take(len(lines), self.now())]
+        if budget.dropped and (last_words or len(kept) == len(lines)):
+            self.events.emit("log", f"{budget.dropped} lines of output dropped (written faster than "
+                             f"{budget.rate:g} lines/s)", slot.key, logging.WARNING)
+            budget.dropped = 0
+        for line in kept:
             self.events.emit("log", line, slot.key, logging.WARNING, logger="routemq.worker.output")
 
     def _polled(self) -> list[Slot]:
@@ -191,7 +203,7 @@ class Arbiter:
         messages, output, last_output, in_hand = process.finish()  # its last counts, log lines, fatal reason
         for message in messages:
             slot.on_message(message)
-        self.output_lines(slot, output)
+        self.output_lines(slot, output, last_words=True)
         self.exitcodes[slot.key] = exitcode
         slot.reaped(exitcode, last_output, in_hand)
         self._changed = True

@@ -106,3 +106,28 @@ class RouteTotals:
 
     def dead_letters(self, topic: str) -> int:
         return self._dead_letters.get(topic, 0)
+
+
+OUTPUT_LINES_PER_SECOND = 200.0  # a worker's descriptor output kept per second, after a burst of
+OUTPUT_BURST = 1000.0
+
+
+class LineBudget:
+    """A token bucket for a worker's output lines: a handler printing in a tight loop must not
+    flood the event stream, the journal and the manager's logging. What is cut is counted."""
+
+    def __init__(self, rate: float = OUTPUT_LINES_PER_SECOND, burst: float = OUTPUT_BURST) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens = burst
+        self._at: float | None = None
+        self.dropped = 0  # cut since the last report
+
+    def take(self, lines: int, now: float) -> int:
+        """How many of ``lines`` may go through now; the rest are counted in ``dropped``."""
+        if self._at is not None:
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        allowed = min(lines, int(self._tokens))
+        self._tokens -= allowed
+        self.dropped += lines - allowed
+        return allowed

@@ -25,7 +25,7 @@ from ..protocol import Command, DeadLettered, Fatal, Heartbeat, Hello, LogLine, 
 from ..settings import Settings
 from ..states import Goal, SlotState, check_transition
 from .child_process import Process
-from .rates import SILENCE_MIN, BusyMeter, RateMeter
+from .rates import SILENCE_MIN, BusyMeter, LineBudget, RateMeter
 
 STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat (route imports)
 BY_OPERATOR = "by the operator"  # kill(reason) for the operator's kill: a restart, not a death to count
@@ -87,6 +87,7 @@ class Slot:
         self.rates = RateMeter()
         self.busy = BusyMeter()
         self.last_words = ""  # what the last process wrote to its descriptors just before it died
+        self.output_budget = LineBudget()
         # CPU % and RSS once a sample while a process fills the slot, across its processes.
         self.cpu_history: deque[float] = deque(maxlen=HISTORY_SECONDS)
         self.memory_history: deque[int] = deque(maxlen=HISTORY_SECONDS)

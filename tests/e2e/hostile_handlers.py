@@ -88,3 +88,11 @@ def segfault(payload: Any, client: Any) -> None:
 
     logging.getLogger("app").warning("about to crash %s", payload["tag"])
     ctypes.string_at(0)
+
+
+def output_flood(payload: Any, client: Any) -> None:
+    """Write ``lines`` lines straight to descriptor 2, as a chatty C library would."""
+    block = b"".join(f"flood line {i}\n".encode() for i in range(payload["lines"]))
+    view = memoryview(block)
+    while view:
+        view = view[os.write(2, view):]

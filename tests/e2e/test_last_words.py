@@ -66,3 +66,21 @@ def test_the_worker_screen_keeps_the_last_words_and_the_route_counts_the_death_a
     group = next(g for g in route.failures if g.exception.startswith("worker died"))
     assert "SIGSEGV" in group.exception and group.latest.topic == "faulting2/x" and group.latest.slot == slot
     assert b"T3" in group.latest.payload and "Segmentation fault" in group.latest.traceback
+
+
+def test_a_flood_of_output_is_cut_to_the_budget_and_says_so(broker, group_name, start):
+    router = Router()
+    router.on("chatty/+", hostile_handlers.output_flood, qos=1, shared=True)
+    manager = start(router, broker, group_name)
+    slot = "chatty/+#0"
+    with Publisher(broker) as publisher:
+        publisher.publish("chatty/x", {"lines": 20_000})
+        wait_until(lambda: manager.snapshot().routes[0].handled == 1, what="the flood written")
+        # A later message shows the worker still serves, and brings the output budget's report.
+        publisher.publish("chatty/x", {"lines": 1})
+    dropped = wait_until(lambda: [m for m in _lines(manager, slot) if "lines of output dropped" in m],
+                         what="the dropped lines reported")
+    shown = [m for m in _lines(manager, slot) if m.startswith("flood line")]
+    assert len(shown) < 20_000 and "written faster than 200 lines/s" in dropped[0]
+    assert int(dropped[0].split()[0]) + len(shown) == 20_001, "every line shown or counted"
+    assert manager.snapshot().workers[0].restarts == 0

@@ -7,7 +7,7 @@ counts of none or of two heartbeats in a window and swing between 0 and double.
 from __future__ import annotations
 
 from engine.protocol import Heartbeat
-from engine.supervisor.rates import RATE_WINDOW_MIN, RateMeter
+from engine.supervisor.rates import RATE_WINDOW_MIN, LineBudget, RateMeter
 
 
 def heartbeat(slot: RateMeter, at: float, handled: int, failed: int = 0, route: str = "jobs/{name}") -> None:
@@ -47,3 +47,11 @@ def test_steady_traffic_gives_a_steady_rate_whatever_the_phase_of_the_heartbeats
         heartbeat(slot, at, handled=round(50 * at))
         rates.append(slot.rate)
     assert all(45 <= rate <= 55 for rate in rates[1:]), rates  # counts are whole: not exactly 50
+
+
+def test_the_line_budget_lets_a_burst_through_then_its_rate_and_counts_the_rest():
+    budget = LineBudget(rate=10.0, burst=100.0)
+    assert budget.take(150, now=0.0) == 100 and budget.dropped == 50
+    assert budget.take(50, now=1.0) == 10 and budget.dropped == 90
+    assert budget.take(5, now=100.0) == 5, "refilled, never above the burst"
+    assert budget.take(1000, now=100.0) == 95
