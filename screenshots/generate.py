@@ -24,6 +24,8 @@ PICTURES = {  # file name -> scene
     "dashboard-failures.svg": "failures",
     "stop-confirmation.svg": "stop_confirmation",
     "help.svg": "help",
+    "worker.svg": "worker_screen",
+    "route.svg": "route_screen",
 }
 
 
@@ -33,8 +35,7 @@ async def take(scene_name: str, size: tuple[int, int] = SIZE) -> str:
     app = scene.app()
     async with app.run_test(size=size, notifications=True) as pilot:
         await scene.settle(app)
-        await pilot.press(*scene.press)
-        await pilot.pause()
+        await scene.act(pilot)
         await pilot.wait_for_scheduled_animations()
         await pilot.pause()
         svg = app.export_screenshot(title="routemq-dash")

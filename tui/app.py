@@ -29,16 +29,22 @@ from textual.worker import Worker, WorkerFailed, WorkerState, get_current_worker
 
 from engine.snapshot import EngineEvent, ManagerSnapshot, RouteInfo
 
-from . import keys, log_bridge
+from . import keys, log_bridge, main_actions
 from .engine_port import EnginePort
 from .palette import DashboardCommands
 from .screens.confirm import ConfirmScreen
+from .screens.detail import DetailScreen
 from .screens.help import HelpRow, HelpScreen
-from .toasts import toasts_for
+from .screens.route import RouteScreen
+from .screens.worker import WorkerScreen
+from .toasts import ToastLimiter
+from .widgets.events_panel import EventsPanel
+from .widgets.filter_bar import FilterBar
 from .widgets.header import DashboardHeader
 from .widgets.keyed_table import KeyedTable
-from .widgets.log_panel import MAX_LINES, LogPanel
+from .widgets.log_panel import MAX_LINES
 from .widgets.routes_table import RoutesTable
+from .widgets.table_view import RowHighlighted, RowSelected
 from .widgets.throughput import Throughput
 from .widgets.workers_table import WorkersTable
 
@@ -46,7 +52,11 @@ DEFAULT_THEME = "textual-dark"
 HISTORY_SAMPLES = 300  # throughput samples kept: 5 minutes at the default refresh
 QUIT_GROUP = "quit"
 # Engine calls that change the pool; refused (and dimmed in the footer) once quitting.
-_POOL_ACTIONS = frozenset({"scale_up", "scale_down", "toggle_autoscale", "restart_dead", "stop_all", "start_all"})
+_POOL_ACTIONS = frozenset({"scale_up", "scale_down", "toggle_autoscale", "restart_dead", "stop_all", "start_all",
+                           "restart_selected", "kill_selected", "scale_to"})
+# Keys about the main screen's tables and panel: off (and out of the footer) on the detail screens.
+_MAIN_SCREEN_ACTIONS = frozenset({"restart_selected", "kill_selected", "scale_to", "filter", "sort_biggest_first",
+                                  "events_warnings", "events_worker"})
 
 
 class _Skipped:
@@ -114,6 +124,7 @@ class DashboardApp(App[int]):
         self._engine_problem: str | None = None
         self._last_table: KeyedTable[Any] | None = None
         self._log_handler: log_bridge.PanelLogHandler | None = None
+        self._toasts = ToastLimiter()  # a crash-looping worker does not bury the screen in toasts
         # The log panel shows what LOG_LEVEL asks for (the engine records DEBUG events too).
         self.log_level = logging.getLevelNamesMapping().get(manager.settings.log_level, logging.INFO)
 
@@ -126,7 +137,8 @@ class DashboardApp(App[int]):
         self.workers_table = WorkersTable(id="workers")
         self.routes_table = RoutesTable(id="routes")
         self.throughput = Throughput(id="throughput")
-        self.log_panel = LogPanel(id="log", max_lines=MAX_LINES)
+        self.log_panel = EventsPanel(id="log", max_lines=MAX_LINES)
+        self.filter_bar = FilterBar(id="filter")
         self.quit_banner = Static("Stopping workers… (waiting for in-flight messages)", id="quit-banner")
         yield self.header
         with Vertical(id="tables"):
@@ -135,6 +147,7 @@ class DashboardApp(App[int]):
         with Horizontal(id="activity"):
             yield self.throughput
             yield self.log_panel
+        yield self.filter_bar
         yield self.quit_banner
         yield Footer()
 
@@ -179,8 +192,22 @@ class DashboardApp(App[int]):
                     return
                 self._engine_problem = None
                 self._show(snapshot, new_events)
+                await self._refresh_detail_screens()
             finally:
                 self.refreshing = False
+
+    async def _refresh_detail_screens(self) -> None:
+        # An open worker or route screen (under a dialog, too) is as fresh as the tables.
+        for screen in list(self.screen_stack):
+            if isinstance(screen, DetailScreen):
+                await screen.refresh_detail()
+
+    def on_table_view_row_selected(self, event: RowSelected) -> None:
+        """Enter on a worker or a route opens its screen (Esc comes back to the same row)."""
+        if event.table is self.workers_table:
+            self.push_screen(WorkerScreen(event.key))
+        elif event.table is self.routes_table:
+            self.push_screen(RouteScreen(event.key))
 
     def _poll_engine(self) -> tuple[ManagerSnapshot, list[EngineEvent]]:
         return self.manager.snapshot(), self.manager.events_since(self._last_seq)
@@ -231,8 +258,9 @@ class DashboardApp(App[int]):
             self.workers_table.show(snapshot.workers)
             self._show_routes()
             self.throughput.show(self.throughput_history)
-            self.log_panel.add_events([e for e in new_events if e.level >= self.log_level][-MAX_LINES:])
-        for toast in toasts_for(new_events):
+            # Not cut to the panel's size here: it bounds log lines and lifecycle events apart.
+            self.log_panel.add_events([e for e in new_events if e.level >= self.log_level])
+        for toast in self._toasts.toasts_for(new_events):
             self.notify(toast.message, title=toast.title, severity=toast.severity, timeout=toast.timeout,
                         markup=False)
 
@@ -345,6 +373,8 @@ class DashboardApp(App[int]):
     # --- actions --------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in _MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0]:
+            return False  # a detail screen: the key is its own, or nobody's
         if self.quitting and action in _POOL_ACTIONS:
             return None  # shown dimmed in the footer, does nothing
         return True
@@ -366,6 +396,10 @@ class DashboardApp(App[int]):
             self.notify(f"{route.topic} is at the minimum of {keys.MIN_WORKERS} worker; "
                         "press s to stop all workers.", severity="warning", markup=False)
             return
+        self.scale_route_to(route, target)
+
+    def scale_route_to(self, route: RouteInfo, target: int) -> None:
+        """Ask the engine to resize the route's pool; the routes table shows it until applied."""
         self._scale_targets[route.topic] = target
         self._engine_call(
             f"scale {route.topic}", f"scaling {route.topic} to {target}",
@@ -424,6 +458,32 @@ class DashboardApp(App[int]):
     def action_start_all(self) -> None:
         self._engine_call("lifecycle", "starting workers", self.manager.start_workers)
 
+    # The main screen's keys for the selected row and its views (tui/main_actions.py).
+
+    def action_restart_selected(self) -> None:
+        main_actions.restart_selected(self)
+
+    def action_kill_selected(self) -> None:
+        main_actions.kill_selected(self)
+
+    def action_scale_to(self) -> None:
+        main_actions.scale_selected_to(self)
+
+    def action_filter(self) -> None:
+        main_actions.open_filter(self)
+
+    def action_sort_biggest_first(self, column: str) -> None:
+        main_actions.sort_biggest_first(self, column)
+
+    def action_events_warnings(self) -> None:
+        self.log_panel.toggle_warnings()
+
+    def action_events_worker(self) -> None:
+        main_actions.toggle_worker_events(self)
+
+    def on_table_view_row_highlighted(self, event: RowHighlighted) -> None:
+        main_actions.follow_cursor(self, event)
+
     def action_cycle_sort(self) -> None:
         self._selected_table().cycle_sort()
 
@@ -431,7 +491,8 @@ class DashboardApp(App[int]):
         self._selected_table().reverse_sort()
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen(self._help_rows(), self.refresh_interval))
+        columns = [("Workers", self.workers_table.column_help()), ("Routes", self.routes_table.column_help())]
+        self.push_screen(HelpScreen(self._help_rows(), self.refresh_interval, columns))
 
     def _help_rows(self) -> list[HelpRow]:
         # The keys as bound now on the dashboard screen, so that a user's keymap shows here.

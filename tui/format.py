@@ -78,6 +78,18 @@ def share(fraction: float | None) -> str:
     return MISSING if fraction is None else f"{fraction * 100:.0f}"
 
 
+def millis(seconds: float | None) -> str:
+    """Seconds shown in milliseconds: ``0.42``, ``12.5``, ``340``, ``12,400``; the dash when unknown."""
+    if seconds is None:
+        return MISSING
+    ms = max(seconds, 0.0) * 1000
+    if ms < 1:
+        return f"{ms:.2f}"
+    if ms < 100:
+        return f"{ms:.1f}"
+    return f"{ms:,.0f}"
+
+
 def autoscale_mode(autoscale_min: int | None, autoscale_max: int | None, held_at: int | None) -> str:
     """``auto 1-8``, ``auto 1-8 held 2``, or ``manual``."""
     if autoscale_min is None:

@@ -57,6 +57,21 @@ COMMANDS: tuple[KeyCommand, ...] = (
         "Start every pool at its desired size.",
     ),
     KeyCommand(
+        "restart-worker", "R", "restart_selected", "Restart it", "Restart the selected worker",
+        "Restart the worker under the cursor gracefully: it finishes what it holds, then a new process "
+        "takes its place.", show=False,
+    ),
+    KeyCommand(
+        "kill-worker", "K", "kill_selected", "Kill it", "Kill the selected worker",
+        "SIGKILL the worker under the cursor, after you confirm (y / n); what it held comes back from its "
+        "session and the slot restarts.", show=False,
+    ),
+    KeyCommand(
+        "scale-to", "equals_sign", "scale_to", "Scale to", "Scale the selected route to a number",
+        "Ask how many workers the selected shared route should have, and scale it to that.",
+        key_display="=", show=False,
+    ),
+    KeyCommand(
         "cycle-sort", "o", "cycle_sort", "Sort", "Sort by next column",
         "Sort the selected table by its next column (click a header to sort by it; again to reverse).",
     ),
@@ -64,7 +79,39 @@ COMMANDS: tuple[KeyCommand, ...] = (
         "reverse-sort", "O", "reverse_sort", "Reverse", "Reverse sort order",
         "Reverse the sort order of the selected table.", show=False,
     ),
+    # htop's direct sort keys, for what operators sort by most: biggest first, again to reverse.
+    KeyCommand(
+        "sort-cpu", "c", "sort_biggest_first('cpu')", "CPU", "Sort by CPU",
+        "Sort the workers by CPU, busiest first (again: the other way round).", show=False,
+    ),
+    KeyCommand(
+        "sort-memory", "m", "sort_biggest_first('memory')", "Memory", "Sort by memory",
+        "Sort the workers by memory, largest first (again: the other way round).", show=False,
+    ),
+    KeyCommand(
+        "sort-failed", "f", "sort_biggest_first('failed')", "Failed", "Sort by failed messages",
+        "Sort the selected table by failed messages, most first (again: the other way round).", show=False,
+    ),
+    KeyCommand(
+        "sort-restarts", "t", "sort_biggest_first('restarts')", "Restarts", "Sort by restarts",
+        "Sort the workers by restarts, most first (again: the other way round).", show=False,
+    ),
+    KeyCommand(
+        "events-warnings", "w", "events_warnings", "Warnings", "Events: warnings and errors only",
+        "Show only warnings and errors in the events panel (again: everything).", show=False,
+    ),
+    KeyCommand(
+        "events-worker", "l", "events_worker", "Its log", "Events: the selected worker's only",
+        "Show only the selected worker's lines in the events panel; it follows the cursor "
+        "(again: every worker's).", show=False,
+    ),
     KeyCommand("help", "question_mark", "help", "Help", "Help", "Show this help.", key_display="?"),
+    # After help: on an 80-column footer, ? must stay in sight.
+    KeyCommand(
+        "filter", "slash", "filter", "Filter", "Filter the selected table",
+        "Show only the rows of the selected table whose slot, route or state contains what you type "
+        "(Enter keeps the filter, Esc clears it).", key_display="/",
+    ),
     KeyCommand(
         "quit", "q", "quit", "Quit", "Quit",
         "Stop every worker gracefully (the screen says so while it waits), then leave.",

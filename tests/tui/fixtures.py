@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from textual.pilot import Pilot
+
+from engine.details import FailureExample, FailureGroup, HeldMessage, RouteDetail, WorkerDetail
 from engine.settings import Settings
 from engine.snapshot import BrokerInfo, EngineEvent, ManagerSnapshot, RouteInfo, SlotState, WorkerInfo
+from engine.timings import BUCKETS, Timings, bucket_of
 from tui.app import DashboardApp
 
 MiB = 1024 * 1024
@@ -197,6 +202,9 @@ class FakeManager:
     gates: dict[str, threading.Event] = field(default_factory=dict)
     # Set to make snapshot() or an engine call raise (name -> exception).
     failures: dict[str, Exception] = field(default_factory=dict)
+    # What worker_detail() / route_detail() answer, by slot / route (else a detail of the snapshot's row).
+    worker_details: dict[str, WorkerDetail] = field(default_factory=dict)
+    route_details: dict[str, RouteDetail] = field(default_factory=dict)
 
     def snapshot(self) -> ManagerSnapshot:
         self.snapshot_calls += 1
@@ -242,6 +250,34 @@ class FakeManager:
     def restart_worker(self, slot: str) -> None:
         self._record("restart_worker", slot)
 
+    def kill_worker(self, slot: str) -> None:
+        self._record("kill_worker", slot)
+
+    def worker_detail(self, slot: str) -> WorkerDetail | None:
+        if "worker_detail" in self.failures:
+            raise self.failures["worker_detail"]
+        detail = self.worker_details.get(slot)
+        if detail is None:
+            info = next((w for w in self._current().workers if w.slot == slot), None)
+            return None if info is None else WorkerDetail(info)
+        return detail
+
+    def route_detail(self, topic: str) -> RouteDetail | None:
+        detail = self.route_details.get(topic)
+        if detail is None:
+            snapshot = self._current()
+            info = next((r for r in snapshot.routes if r.topic == topic), None)
+            if info is None:
+                return None
+            # Its pool, as the engine answers: the route's workers, or the main worker.
+            pool = tuple(w for w in snapshot.workers if (w.route == topic if info.shared else w.is_main))
+            return RouteDetail(info, workers=pool)
+        return detail
+
+    def _current(self) -> ManagerSnapshot:
+        # The snapshot last answered, without moving on to the next one as snapshot() does.
+        return self.snapshots[max(0, min(self.snapshot_calls, len(self.snapshots)) - 1)]
+
     def close(self) -> None:
         self._record("close")
 
@@ -267,6 +303,215 @@ def make_app(manager: FakeManager, **options: object) -> DashboardApp:
     return DashboardApp(manager, **options)  # type: ignore[arg-type]
 
 
+# --- what the worker and route screens show -----------------------------------------------------
+
+TEMPERATURE_0 = f"{TEMPERATURE}#0"
+NOW = 3_726.0  # seconds after T0 when the detail snapshots are taken
+
+
+def detail_snapshot() -> ManagerSnapshot:
+    """The healthy pool, after temperature#0 was killed for hanging and its route saw failures."""
+    snapshot = healthy_snapshot()
+    workers = list(snapshot.workers)
+    workers[0] = dataclasses.replace(
+        workers[0], restarts=1, last_exit="SIGKILL (killed: hung, no heartbeat for 60 s)", uptime=NOW - 1_821.2,
+        in_flight=2, failed=10, heartbeat_age=0.4,
+    )
+    workers[1] = dataclasses.replace(workers[1], failed=6, heartbeat_age=0.7)
+    routes = list(snapshot.routes)
+    routes[0] = dataclasses.replace(routes[0], failed=16, handler_p99=0.0151)
+    return _totals(workers, routes)
+
+
+def _log(seq: int, seconds: float, message: str, level: int = logging.INFO, kind: str = "log") -> EngineEvent:
+    return event(seq, seconds, kind, message, TEMPERATURE_0, level)
+
+
+def _worker_logs() -> tuple[EngineEvent, ...]:
+    """What temperature#0's handlers logged, printed and wrote to stderr, across its restart."""
+    lines: list[EngineEvent] = [
+        _log(20, 1.4, "connected to 127.0.0.1:1883 as " + healthy_snapshot().workers[0].client_id, logging.DEBUG),
+        _log(21, 1.5, "subscribed to $share/mqtt_framework_group/sensors/+/temperature (qos 1)"),
+        _log(30, 1_690.2, "sensor s-17: 21.4 °C"),
+        _log(31, 1_699.9, "calling the calibration service for s-3 (timeout none)", logging.WARNING),
+        _log(32, 1_700.0, "[stderr] urllib3: Retrying (Retry(total=2)) after connection broken"),
+        _log(40, 1_822.0, "connected to 127.0.0.1:1883 (session present: 7 messages waiting)", logging.DEBUG),
+        _log(41, 1_822.1, "subscribed to $share/mqtt_framework_group/sensors/+/temperature (qos 1)"),
+    ]
+    seq = 50
+    for minute in range(30):
+        seconds = 1_830.0 + minute * 63.1
+        sensor = 3 + minute * 7 % 40
+        lines.append(_log(seq, seconds, f"sensor s-{sensor}: {19.0 + minute % 9 * 0.7:.1f} °C"))
+        seq += 1
+        if minute % 7 == 3:
+            lines.append(_log(seq, seconds + 0.2, f"[stdout] recalibrating s-{sensor} (drift 0.{minute:02d})"))
+            seq += 1
+        if minute % 11 == 5:
+            lines.append(_log(seq, seconds + 0.4, f"sensor s-{sensor}: reading 151.2 °C out of range, clamped",
+                              logging.WARNING))
+            seq += 1
+        if minute % 13 == 8:
+            lines.append(_log(seq, seconds + 0.5, "handler failed on sensors/s-9/temperature: ValueError: could not "
+                              "convert string to float: 'hot'", logging.ERROR, "failure"))
+            seq += 1
+    lines.append(_log(seq, 3_725.6, "sensor s-17: 21.9 °C"))
+    return tuple(lines)
+
+
+def _worker_lifecycle() -> tuple[EngineEvent, ...]:
+    slot = TEMPERATURE_0
+    return (
+        event(2, 0.1, "spawned", f"worker {slot} started (pid 41180)", slot),
+        event(22, 1.5, "running", f"worker {slot} subscribed", slot),
+        event(33, 1_760.0, "hung", f"worker {slot}: hung, no heartbeat for 60 s; killing it", slot, logging.WARNING),
+        event(34, 1_760.1, "exited", f"worker {slot} exited with SIGKILL (killed: hung, no heartbeat for 60 s); "
+              "restarting in 1 s", slot, logging.WARNING),
+        event(35, 1_821.2, "spawned", f"worker {slot} started (pid 41200)", slot),
+        event(42, 1_822.1, "running", f"worker {slot} subscribed", slot),
+    )
+
+
+def temperature_worker_detail(snapshot: ManagerSnapshot | None = None) -> WorkerDetail:
+    """temperature#0 at work: its log, its restart after a hang, five minutes of CPU and memory."""
+    info = (snapshot or detail_snapshot()).workers[0]
+    cpu = tuple(round(11.0 + 3.0 * math.sin(i / 9) + (14.0 if 200 <= i < 206 else 0.0), 1) for i in range(300))
+    memory = tuple(int((45.0 + 3.2 * i / 299) * MiB) for i in range(300))
+    held = (HeldMessage("sensors/s-17/temperature", 0.84, 1), HeldMessage("sensors/s-4/temperature", 0.02, 1))
+    return WorkerDetail(info, _worker_logs(), _worker_lifecycle(), cpu, memory, held, heartbeat_age=0.4)
+
+
+def timings(samples: dict[float, int]) -> Timings:
+    """Handler times from {seconds: how many messages took that long}."""
+    counts = [0] * BUCKETS
+    for seconds, count in samples.items():
+        counts[bucket_of(seconds)] += count
+    return Timings(tuple(counts), sum(s * n for s, n in samples.items()), max(samples))
+
+
+# Printed in the order Python prints them; 64 lines: a recursive frame decoder deep in a payload.
+_DEEP_FRAMES = "".join(
+    f'  File "/srv/app/routers/sensors.py", line {41 + depth % 3}, in decode_frame\n'
+    f"    return [decode_frame(part) for part in split_frames(raw)]\n"
+    for depth in range(29)
+)
+LONG_TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/srv/app/engine/router.py", line 212, in invoke\n'
+    "    return self.handler(context, **params)\n"
+    '  File "/srv/app/routers/sensors.py", line 18, in on_temperature\n'
+    "    frames = decode_frame(message.payload)\n"
+    + _DEEP_FRAMES
+    + '  File "/srv/app/routers/sensors.py", line 37, in decode_frame\n'
+    "    text = raw.decode('utf-8')\n"
+    "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 3: invalid start byte\n"
+)
+SHORT_TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/srv/app/routers/sensors.py", line 22, in on_temperature\n'
+    '    celsius = float(reading["value"])\n'
+    "ValueError: could not convert string to float: 'hot'\n"
+)
+# A device that sends a binary frame: NUL bytes, a terminal escape (red text), invalid UTF-8.
+BINARY_PAYLOAD = (b"\x00\x01\x02\xff\xfe\x1b[31mRED\x1b[0m\x07\x08\r\n\x9c\x80[bold]not markup[/bold]"
+                  + bytes(range(0, 256, 3)) * 2)[:200]  # the first 200 bytes: what the engine keeps
+
+
+def temperature_route_detail(snapshot: ManagerSnapshot | None = None) -> RouteDetail:
+    """sensors/+/temperature: handler times, an hour of traffic, three kinds of failure, its pool."""
+    snapshot = snapshot or detail_snapshot()
+    minute = timings({0.00031: 420, 0.00062: 2_310, 0.0011: 3_870, 0.0019: 1_640, 0.0034: 510, 0.0071: 96,
+                      0.0151: 18, 0.041: 3})
+    total = timings({0.00018: 3_100, 0.00031: 51_000, 0.00062: 286_000, 0.0011: 455_000, 0.0019: 198_000,
+                     0.0034: 61_000, 0.0071: 12_400, 0.0151: 2_210, 0.041: 390, 0.12: 41, 2.1: 1})
+    # Five minutes: the morning ramp of the dashboard's chart, stretched, with some noise on it.
+    throughput = tuple(round(0.74 * THROUGHPUT[i * len(THROUGHPUT) // 300] * (1 + 0.08 * math.sin(i * 1.7)), 1)
+                       for i in range(300))
+    failures = (
+        FailureGroup("UnicodeDecodeError", 3, FailureExample(
+            T0 + 3_702.5, f"{TEMPERATURE}#1", "sensors/s-40/temperature", BINARY_PAYLOAD, 4_096, LONG_TRACEBACK)),
+        FailureGroup("ValueError", 12, FailureExample(
+            T0 + 3_655.0, TEMPERATURE_0, "sensors/s-9/temperature", b'{"value": "hot", "unit": "C"}', 29,
+            SHORT_TRACEBACK)),
+        FailureGroup("worker died (SIGKILL)", 1, FailureExample(
+            T0 + 1_760.1, TEMPERATURE_0, "sensors/s-3/temperature", b'{"value": 20.1, "calibrate": true}', 34,
+            "killed: hung, no heartbeat for 60 s\n[stderr] urllib3: Retrying (Retry(total=2)) after connection "
+            "broken")),
+    )
+    route = snapshot.routes[0]
+    workers = tuple(w for w in snapshot.workers if w.route == TEMPERATURE)
+    return RouteDetail(route, minute, total, throughput, failures, workers)
+
+
+def detail_manager(**options: object) -> FakeManager:
+    """The engine of the detail scenes: temperature#0's and its route's details, fixed."""
+    snapshot = detail_snapshot()
+    return FakeManager(
+        snapshots=[snapshot], events=healthy_events(),
+        worker_details={TEMPERATURE_0: temperature_worker_detail(snapshot)},
+        route_details={TEMPERATURE: temperature_route_detail(snapshot)}, **options,  # type: ignore[arg-type]
+    )
+
+
+# --- the main screen under trouble (issue 13): long names, stale heartbeats, a short pool ------
+
+TELEMETRY = "factory/{site}/line/{line_id}/machines/{machine_id}/telemetry"
+ALARMS = "factory/{site}/line/{line_id}/machines/{machine_id}/alarms"
+HUNG_EXIT = "SIGKILL (killed: hung, no heartbeat for 60 s)"
+SEGFAULT_EXIT = "SIGSEGV (segmentation fault in the handler's native code)"
+
+
+def diagnosis_snapshot() -> ManagerSnapshot:
+    """Long routes that differ only at the end, long exit causes, a worker not heard for 4.6 s, a
+    running worker that crashed once before, a pool short of one worker, handler p99s."""
+    workers = (
+        worker(TEMPERATURE, 0, cpu_percent=14.2, busy=0.74, restarts=1, last_exit="1 (crashed)", heartbeat_age=0.3),
+        worker(TEMPERATURE, 1, cpu_percent=0.0, busy=1.0, messages_per_second=0.0, last_message_age=4.6,
+               heartbeat_age=4.6, in_flight=1),
+        worker(TEMPERATURE, 2, SlotState.BACKOFF, pid=None, cpu_percent=None, rss_bytes=None, messages_per_second=0.0,
+               last_message_age=None, uptime=None, restarts=1, last_exit=HUNG_EXIT, detail="restarting in 1 s"),
+        worker(TELEMETRY, 0, cpu_percent=31.5, rss_bytes=int(88.1 * MiB), busy=0.52, messages_per_second=612.0,
+               heartbeat_age=0.2),
+        worker(TELEMETRY, 1, cpu_percent=29.8, rss_bytes=int(86.7 * MiB), busy=0.49, messages_per_second=598.3,
+               heartbeat_age=0.6),
+        worker(ALARMS, 0, SlotState.CRASH_LOOP, pid=None, cpu_percent=None, rss_bytes=None, handled=12, failed=6,
+               messages_per_second=0.0, last_message_age=None, uptime=None, restarts=5, last_exit=SEGFAULT_EXIT,
+               detail="died 5 times within 60 s; last exit SIGSEGV. Restart it by hand (r)."),
+        main_worker(busy=0.01, heartbeat_age=0.5),
+    )
+    routes = (
+        RouteInfo(TEMPERATURE, "sensors/+/temperature", 1, True, 3, 2, 131.4, 104_616, 4, utilization=0.87,
+                  handler_p99=0.0124),
+        RouteInfo(TELEMETRY, "factory/+/line/+/machines/+/telemetry", 0, True, 2, 2, 1_210.3, 2_104_880, 0,
+                  utilization=0.505, autoscale_min=1, autoscale_max=6, handler_p99=0.00042),
+        RouteInfo(ALARMS, "factory/+/line/+/machines/+/alarms", 2, True, 1, 0, 0.0, 12, 6, dead_lettered=1,
+                  handler_p99=1.84),
+        RouteInfo(COMMANDS, "devices/+/commands/+", 2, False, 1, 1, 0.2, 118, 0, handler_p99=0.0021),
+    )
+    return _totals(workers, routes)
+
+
+def diagnosis_events() -> list[EngineEvent]:
+    """A few lifecycle events buried in the log lines of a chatty handler."""
+    alarms = f"{ALARMS}#0"
+    events = [event(1, 0.0, "started", "workers starting: 5 shared + main")]
+    for seq in range(2, 40):
+        events.append(event(seq, 3_000.0 + seq, "log", f"machine m-{seq % 7}: 1{seq % 10}.{seq % 3} bar",
+                            f"{TELEMETRY}#{seq % 2}"))
+    events += [
+        event(40, 3_650.0, "exited", f"worker {alarms} exited with {SEGFAULT_EXIT}; restarting in 8 s", alarms,
+              logging.WARNING),
+        event(41, 3_690.0, "crash-loop", f"Worker {alarms} died 5 times within 60 s and is no longer restarted "
+              f"(last exit {SEGFAULT_EXIT}). Fix the cause, then restart it by hand.", alarms, logging.ERROR),
+        event(42, 3_700.0, "hung", f"worker {TEMPERATURE}#2: hung, no heartbeat for 60 s; killing it",
+              f"{TEMPERATURE}#2", logging.WARNING),
+    ]
+    for seq in range(43, 60):
+        events.append(event(seq, 3_700.0 + seq, "log", f"machine m-{seq % 7}: 1{seq % 10}.{seq % 3} bar",
+                            f"{TELEMETRY}#{seq % 2}"))
+    return events
+
+
 # --- the screens that snapshot tests and screenshots show ---------------------------------------
 
 
@@ -278,9 +523,14 @@ class Scene:
     snapshots: Callable[[], list[ManagerSnapshot]]
     events: Callable[[], list[EngineEvent]] = list
     press: tuple[str, ...] = ()
+    # What the engine's detail views answer, by slot and by route (the worker and route screens).
+    worker_details: Callable[[], dict[str, WorkerDetail]] = dict
+    route_details: Callable[[], dict[str, RouteDetail]] = dict
+    quiet: bool = False  # toasts dismissed before the picture: the screen under them is the subject
 
     def manager(self) -> FakeManager:
-        return FakeManager(snapshots=self.snapshots(), events=self.events())
+        return FakeManager(snapshots=self.snapshots(), events=self.events(), worker_details=self.worker_details(),
+                           route_details=self.route_details())
 
     def app(self) -> DashboardApp:
         app = make_app(self.manager())
@@ -296,6 +546,16 @@ class Scene:
             await app.refresh_dashboard()
         await app.workers.wait_for_complete()
 
+    async def act(self, pilot: Pilot[object]) -> None:
+        """Press the scene's keys, then wait for what they started (a detail screen asks the engine
+        in a thread): the picture shows the answer, however slow the machine taking it."""
+        await pilot.press(*self.press)
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+        if self.quiet:
+            pilot.app.clear_notifications()
+        await pilot.pause()
+
 
 SCENES = {
     scene.name: scene
@@ -305,5 +565,18 @@ SCENES = {
         Scene("no_shared_routes", lambda: with_throughput(no_shared_snapshot(), THROUGHPUT[:8]), no_shared_events),
         Scene("stop_confirmation", lambda: with_throughput(healthy_snapshot()), healthy_events, press=("s",)),
         Scene("help", lambda: with_throughput(healthy_snapshot()), healthy_events, press=("question_mark",)),
+        Scene("diagnosis", lambda: with_throughput(diagnosis_snapshot()), diagnosis_events, quiet=True),
+        # `/` then "temp" and Enter: the workers table keeps temperature's rows and says so.
+        Scene("filtered", lambda: with_throughput(diagnosis_snapshot()), diagnosis_events,
+              press=("slash", "t", "e", "m", "p", "enter"), quiet=True),
+        Scene("events_narrowed", lambda: with_throughput(diagnosis_snapshot()), diagnosis_events, press=("w",),
+              quiet=True),
+        Scene("scale_to", lambda: with_throughput(diagnosis_snapshot()), diagnosis_events,
+              press=("down", "down", "down", "equals_sign", "backspace", "7"), quiet=True),
+        Scene("worker_screen", lambda: with_throughput(detail_snapshot()), healthy_events, press=("enter",),
+              worker_details=lambda: {TEMPERATURE_0: temperature_worker_detail()}),
+        # The latest failure group first: a binary payload and a 64-line traceback.
+        Scene("route_screen", lambda: with_throughput(detail_snapshot()), healthy_events, press=("tab", "enter"),
+              route_details=lambda: {TEMPERATURE: temperature_route_detail()}),
     )
 }

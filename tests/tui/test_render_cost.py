@@ -140,21 +140,24 @@ class TestLines:
         async with app.run_test(size=(160, 48)) as pilot:
             await settle(pilot)
             lines = texts(app.workers_table)
-        expected = [  # ~ for the en dash shown where a value is unknown
+        # At 160 columns: the columns that fit, in their order of priority (last msg, uptime and
+        # detail do not); ~ for the en dash shown where a value is unknown.
+        expected = [
             " slot  route                           pid  state       cpu %  busy %    memory  handled  failed  msg/s  "
-            "last msg  restarts  exit                            u",
+            "restarts  beat  last exit                       ",
             " #0    sensors/+/temperature         41200  running      23.9     100  51.6 MiB   64,930       3    241  "
-            "    0.0s         0  ~                               1",
+            "       0     ~  ~                               ",
             " #1    sensors/+/temperature             ~  backoff         ~       ~         ~   12,004       1      0  "
-            "       ~         2  SIGKILL (likely OOM or killed)   ",
+            "       2     ~  SIGKILL (likely OOM or killed)  ",
             " #0    sensors/{sensor_id}/humidity      ~  crash-loop      ~       ~         ~      310     310      0  "
-            "       ~         5  1 (crashed)                      ",
+            "       5     ~  1 (crashed)                     ",
             " #1    sensors/{sensor_id}/humidity  41211  starting     31.0       ~  22.4 MiB        0       0      0  "
-            "       ~         0  ~                                ",
+            "       0     ~  ~                               ",
             " main  (non-shared routes)           41199  running       0.4       ~  39.0 MiB      118       0    0.2  "
-            "     41s         0  ~                               1",
+            "       0     ~  ~                               ",
             " " * 158,  # no more rows
         ]
+        expected[:6] = [line.ljust(158) for line in expected[:6]]  # past the last column: the table's background
         assert lines[:7] == [line.replace("~", MISSING) for line in expected]
 
     async def test_cursor_focus_and_row_styles_come_from_the_component_classes(self):
@@ -182,23 +185,41 @@ class TestLines:
             assert blurred.bgcolor != cursor.bgcolor
             assert style_at(1, 2).bgcolor == blurred.bgcolor
 
-    async def test_a_line_scrolled_sideways_is_the_whole_line_cropped(self):
-        wide = make_app(FakeManager(snapshots=[healthy_snapshot()]))
-        async with wide.run_test(size=(160, 48)) as pilot:
-            await settle(pilot)
-            assert wide.workers_table.virtual_size.width < wide.workers_table.size.width
-            whole = texts(wide.workers_table)
-        app = make_app(FakeManager(snapshots=[healthy_snapshot()]))
+    async def test_at_80_columns_the_workers_table_needs_no_scrolling_for_its_columns(self):
+        app = make_app(FakeManager(snapshots=[failing_snapshot()]))
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(pilot)
             table = app.workers_table
-            width = table.size.width
-            assert table.virtual_size.width > width  # too wide for the screen: it scrolls sideways
-            assert texts(table) == [line[:width] for line in whole[: len(texts(table))]]
+            assert table.shown_columns == ["slot", "route", "pid", "state", "cpu", "memory", "exit"]
+            assert table.virtual_size.width <= table.scrollable_content_region.width
+            lines = texts(table)
+        assert lines[0].split() == ["slot", "route", "pid", "state", "cpu", "%", "memory", "last", "exit"]
+        # The route and the exit cause are shortened with an ellipsis, every row still reads apart.
+        assert "…" in lines[2] and lines[2].rstrip().endswith("…")
+        names = [" ".join(line.split()[:2]) for line in lines[1:6]]
+        assert len(set(names)) == 5
+
+    async def test_a_table_wider_than_the_screen_scrolls_under_its_frozen_slot_and_route(self):
+        app = make_app(FakeManager(snapshots=[healthy_snapshot()]))
+        async with app.run_test(size=(50, 24)) as pilot:
+            await settle(pilot)
+            table = app.workers_table
+            width = table.scrollable_content_region.width
+            assert table.virtual_size.width > width  # even the columns that always show do not fit
+            frozen = table.column_x("pid")  # slot and route come first
+            before = texts(table)
             table.scroll_to(x=7, animate=False)
             await pilot.pause()
             assert table.scroll_offset.x == 7
-            assert texts(table) == [line[7:7 + width] for line in whole[: len(texts(table))]]
+            after = texts(table)
+            for old, new in zip(before, after, strict=True):
+                assert new[:frozen] == old[:frozen]  # slot and route stay in place
+                assert new[frozen:width - 7] == old[frozen + 7:width]  # the rest moved 7 cells left
+            assert after[1].split()[:2] == before[1].split()[:2]
+            # A click on the header right of the frozen columns sorts the column drawn there.
+            x = frozen + table.column_width("pid") + table.column_width("state") - 7 + 2
+            await pilot.click(table, offset=(1 + x, 1))
+            assert table.sort_column == "cpu"
 
     async def test_a_row_that_changes_look_is_drawn_again(self):
         manager = FakeManager(snapshots=[healthy_snapshot()])
@@ -322,6 +343,7 @@ class TestCursor:
             await pilot.press("down")  # the keyboard hides the mouse's highlight
             assert _style_at(table.render_line(3), 2).bgcolor != hover.bgcolor
             await pilot.press("enter")
+            await pilot.press("escape")  # Enter opened the worker's screen: back to the table
             await pilot.click(table, offset=(5, 1 + 1 + 1))  # the cursor's row, row 1
             await pilot.pause()
             assert selected == [f"{TEMPERATURE}#1", f"{TEMPERATURE}#1"]

@@ -12,6 +12,8 @@ import pytest
 from .fixtures import SCENES, Scene
 
 SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
+# The main screen as it adapts its columns: the narrowest terminal we support and a wide one.
+MAIN_SIZES = pytest.mark.parametrize("size", [(80, 24), (160, 48), (200, 50)], ids=["80x24", "160x48", "200x50"])
 
 
 def take(snap_compare, scene: Scene, size: tuple[int, int]) -> bool:
@@ -19,8 +21,9 @@ def take(snap_compare, scene: Scene, size: tuple[int, int]) -> bool:
 
     async def settle(pilot) -> None:
         await scene.settle(pilot.app)
+        await scene.act(pilot)  # the keys, and what they started (a detail screen's engine call)
 
-    return snap_compare(app, press=scene.press, terminal_size=size, run_before=settle)
+    return snap_compare(app, terminal_size=size, run_before=settle)
 
 
 @SIZES
@@ -35,6 +38,29 @@ class TestDashboard:
         assert take(snap_compare, SCENES["no_shared_routes"], size)
 
 
+@MAIN_SIZES
+class TestMainScreen:
+    def test_long_names_stale_heartbeats_a_short_pool_and_last_exits(self, snap_compare, size):
+        assert take(snap_compare, SCENES["diagnosis"], size)
+
+    def test_a_filtered_table_says_so(self, snap_compare, size):
+        assert take(snap_compare, SCENES["filtered"], size)
+
+
+class TestMainScreenWide:
+    def test_healthy_pool_at_200_columns(self, snap_compare):
+        assert take(snap_compare, SCENES["healthy"], (200, 50))
+
+    def test_dead_crash_looping_and_starting_workers_at_200_columns(self, snap_compare):
+        assert take(snap_compare, SCENES["failures"], (200, 50))
+
+    def test_events_narrowed_to_warnings_and_errors(self, snap_compare):
+        assert take(snap_compare, SCENES["events_narrowed"], (80, 24))
+
+    def test_scale_to_asks_for_a_number(self, snap_compare):
+        assert take(snap_compare, SCENES["scale_to"], (80, 24))
+
+
 @SIZES
 class TestStopConfirmation:
     def test_asks_before_stopping_with_cancel_focused(self, snap_compare, size):
@@ -45,3 +71,15 @@ class TestStopConfirmation:
 class TestHelpScreen:
     def test_lists_every_key(self, snap_compare, size):
         assert take(snap_compare, SCENES["help"], size)
+
+
+@SIZES
+class TestWorkerScreen:
+    def test_identity_log_lifecycle_resources_and_held_messages(self, snap_compare, size):
+        assert take(snap_compare, SCENES["worker_screen"], size)
+
+
+@SIZES
+class TestRouteScreen:
+    def test_handler_times_failures_with_a_binary_payload_and_a_long_traceback(self, snap_compare, size):
+        assert take(snap_compare, SCENES["route_screen"], size)

@@ -1,1 +1,1 @@
-"""Screens pushed over the dashboard: the stop confirmation and the help."""
+"""Screens pushed over the dashboard: a worker's and a route's details, the stop confirmation, the help."""

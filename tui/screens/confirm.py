@@ -31,8 +31,9 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.question, id="question")
-            yield Static(self.message, id="message")
+            # Plain text: a question may name a worker, whose route may contain "[".
+            yield Label(self.question, id="question", markup=False)
+            yield Static(self.message, id="message", markup=False)
             with Horizontal(id="buttons"):
                 yield Button(f"{self.confirm_label} (y)", variant="error", id="confirm")
                 yield Button("Cancel (n)", variant="primary", id="cancel")

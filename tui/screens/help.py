@@ -1,4 +1,5 @@
-"""HelpScreen: every key and what it does, with the keys the user's keymap gives them."""
+"""HelpScreen: every key and what it does (with the keys the user's keymap gives them), and what
+every column of the two tables says."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from textual.containers import Grid, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-# (keys, what they do): the keys as the user would press them now.
+# (keys, what they do): the keys as the user would press them now; or (column, what it says).
 HelpRow = tuple[str, str]
 
 NOTES = (
@@ -20,6 +21,17 @@ NOTES = (
     "route when neither has a selection). Only shared routes scale; the main worker serves the others.",
     "Dead workers (backoff) show in the error colour and come back by themselves; crash-looping workers "
     "wait for you: press r.",
+    "R, K and = act on the row under the cursor: R and K on the worker in the workers table, = on the "
+    "route selected as for scaling. Sorting by a value that moves every second (msg/s, busy, cpu) keeps "
+    "rows whose values are close in their place, so rows move only when they clearly pass each other.",
+    "/ filters the selected table as you type (the table's border shows the filter and how many rows "
+    "match); Enter keeps it, Esc clears it. w narrows the events panel to warnings and errors, l to the "
+    "selected worker's lines (it follows the cursor); the panel's title says what it shows. Lifecycle "
+    "events are kept apart from log lines, so a flood of log lines never pushes a death out.",
+    "Columns that do not fit the terminal's width are left out, the least needed first (the tables "
+    "below list them in the order they appear as the terminal widens); long routes and exit causes are "
+    "shortened with an ellipsis. When a table is still wider than the terminal, slot and route stay in "
+    "place and the other columns scroll sideways (arrows, shift+wheel).",
     "Tab moves between the tables and the log; arrows move the cursor; Ctrl+P opens the command palette.",
 )
 
@@ -31,10 +43,12 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "close", "Close", id="help.close"),
     ]
 
-    def __init__(self, rows: Sequence[HelpRow], refresh_interval: float | None) -> None:
+    def __init__(self, rows: Sequence[HelpRow], refresh_interval: float | None,
+                 columns: Sequence[tuple[str, Sequence[HelpRow]]] = ()) -> None:
         super().__init__()
         self.rows = list(rows)
         self.refresh_interval = refresh_interval
+        self.columns = [(table, list(table_columns)) for table, table_columns in columns]  # (table, its columns)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-dialog"):
@@ -45,6 +59,12 @@ class HelpScreen(ModalScreen[None]):
                     yield Static(text, classes="help-text", markup=False)
             for note in self._notes():
                 yield Static(note, classes="help-note")
+            for table, columns in self.columns:
+                yield Label(f"{table} table columns", classes="help-section")
+                with Grid(classes="help-columns"):
+                    for label, text in columns:
+                        yield Label(label, classes="help-key", markup=False)
+                        yield Static(text, classes="help-text", markup=False)
             yield Label("Esc, q or ? closes this help", id="help-close-hint")
 
     def _notes(self) -> list[str]:

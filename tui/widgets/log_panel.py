@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 from rich.text import Text
+from textual.widget import Widget
 from textual.widgets import RichLog
 
 from engine.snapshot import EngineEvent
@@ -34,24 +35,30 @@ class LogPanel(RichLog):
             self.add_line(event.time, event.kind, event.slot, event.message, event.level)
 
     def add_line(self, wall_time: float, kind: str, source: str | None, message: str, level: int) -> None:
-        line = Text(no_wrap=True, end="")
-        line.append(fmt.clock(wall_time), style=self.get_component_rich_style("log-panel--time", partial=True))
-        label = logging.getLevelName(level).lower() if kind == "log" else kind
-        line.append(f" {label:<10} ")
-        if source and source not in message:
-            line.append(f"{source}: ")
-        line.append(message)
-        level_class = self._level_class(level)
-        if level_class:
-            line.stylize(self.get_component_rich_style(level_class, partial=True), len(fmt.clock(wall_time)))
-        self.write(line)
+        self.write(event_line(self, wall_time, kind, source, message, level))
 
-    @staticmethod
-    def _level_class(level: int) -> str | None:
-        if level >= logging.ERROR:
-            return "log-panel--error"
-        if level >= logging.WARNING:
-            return "log-panel--warning"
-        if level < logging.INFO:
-            return "log-panel--debug"
-        return None
+
+def event_line(widget: Widget, wall_time: float, kind: str, source: str | None, message: str, level: int) -> Text:
+    """One event as a line: UTC time, kind (a log line's level), source, message; coloured by
+    level with the widget's ``log-panel--*`` component classes. Shared by the panels that show events."""
+    line = Text(no_wrap=True, end="")
+    line.append(fmt.clock(wall_time), style=widget.get_component_rich_style("log-panel--time", partial=True))
+    label = logging.getLevelName(level).lower() if kind == "log" else kind
+    line.append(f" {label:<10} ")
+    if source and source not in message:
+        line.append(f"{source}: ")
+    line.append(message)
+    level_class = _level_class(level)
+    if level_class:
+        line.stylize(widget.get_component_rich_style(level_class, partial=True), len(fmt.clock(wall_time)))
+    return line
+
+
+def _level_class(level: int) -> str | None:
+    if level >= logging.ERROR:
+        return "log-panel--error"
+    if level >= logging.WARNING:
+        return "log-panel--warning"
+    if level < logging.INFO:
+        return "log-panel--debug"
+    return None

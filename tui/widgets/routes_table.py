@@ -9,6 +9,7 @@ from engine.snapshot import RouteInfo
 
 from .. import format as fmt
 from .keyed_table import ColumnSpec, KeyedTable
+from .stable_order import linear, relative
 
 
 class RoutesTable(KeyedTable[RouteInfo]):
@@ -35,21 +36,38 @@ class RoutesTable(KeyedTable[RouteInfo]):
         super().show(items)
 
     def column_specs(self) -> tuple[ColumnSpec[RouteInfo], ...]:
+        # Pattern, workers, msg/s, p99 and failed always show; the others as the terminal widens (by priority).
         return (
-            ColumnSpec("pattern", "pattern", lambda r: r.topic),
-            ColumnSpec("filter", "MQTT filter", lambda r: r.mqtt_topic),
-            ColumnSpec("qos", "qos", lambda r: str(r.qos), lambda r: r.qos, "right"),
-            ColumnSpec("shared", "shared", lambda r: "yes" if r.shared else "no", lambda r: r.shared),
+            ColumnSpec("pattern", "pattern", lambda r: r.topic, frozen=True, min_width=12, preferred_width=32,
+                       elide="middle",
+                       help="The route as registered (shortened in the middle when the screen is narrow)."),
+            ColumnSpec("filter", "MQTT filter", lambda r: r.mqtt_topic, priority=6, max_width=40,
+                       help="The topic filter the workers subscribe to ($share/<group>/ before it when shared)."),
+            ColumnSpec("qos", "qos", lambda r: str(r.qos), lambda r: r.qos, "right", priority=8,
+                       help="The subscription's QoS."),
+            ColumnSpec("shared", "shared", lambda r: "yes" if r.shared else "no", lambda r: r.shared, priority=7,
+                       help="yes: a pool of workers shares it; no: the main worker serves it."),
             ColumnSpec("workers", "workers", self._workers_text, lambda r: (r.live_workers, r.desired_workers),
-                       "right"),
-            ColumnSpec("busy", "busy %", lambda r: fmt.share(r.utilization), lambda r: r.utilization, "right"),
-            ColumnSpec("mode", "mode", self._mode_text),
+                       "right", help="Live / desired workers (→ N: a size asked for, not applied yet). The row "
+                                     "shows in the warning colour when fewer are live than desired, in the "
+                                     "error colour when none is."),
+            ColumnSpec("busy", "busy %", lambda r: fmt.share(r.utilization), lambda r: r.utilization, "right",
+                       priority=1, bucket=linear(0.05),
+                       help="How busy the pool's running workers are, on average: what the autoscaler reads."),
+            ColumnSpec("mode", "mode", self._mode_text, priority=3,
+                       help="manual, or auto MIN-MAX (held N: more workers did not raise throughput)."),
             ColumnSpec("rate", "msg/s", lambda r: fmt.rate(r.messages_per_second), lambda r: r.messages_per_second,
-                       "right"),
-            ColumnSpec("handled", "handled", lambda r: fmt.count(r.handled), lambda r: r.handled, "right"),
-            ColumnSpec("failed", "failed", lambda r: fmt.count(r.failed), lambda r: r.failed, "right"),
+                       "right", bucket=relative(), help="Messages handled per second, lately, by the whole pool."),
+            ColumnSpec("p99", "p99 ms", lambda r: fmt.millis(r.handler_p99), lambda r: r.handler_p99, "right",
+                       bucket=relative(),
+                       help="The handler's time per message, 99th percentile over the last minute, in ms."),
+            ColumnSpec("handled", "handled", lambda r: fmt.count(r.handled), lambda r: r.handled, "right",
+                       priority=5, help="Messages its handlers finished."),
+            ColumnSpec("failed", "failed", lambda r: fmt.count(r.failed), lambda r: r.failed, "right",
+                       help="Messages whose handler raised, or that were in hand when their worker died."),
             ColumnSpec("dead", "dead letters", lambda r: fmt.count(r.dead_lettered), lambda r: r.dead_lettered,
-                       "right"),
+                       "right", priority=4,
+                       help="Messages set aside to the dead-letter topic after they killed workers."),
         )
 
     def _workers_text(self, route: RouteInfo) -> str:

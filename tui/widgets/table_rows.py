@@ -14,38 +14,16 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.strip import Strip
 
-PADDING = 1  # blank cells on each side of a cell's text
-Justify = Literal["left", "right"]
+from .column_layout import PADDING, Column, one_line, shorten, text_width
+
 Cells = tuple[tuple[str, ...], tuple[Style, ...]]  # a row's texts and styles, one of each per column
-# Control characters would break a line in two, or move the terminal's cursor: each shows as a space.
-_CONTROL = {code: " " for code in (*range(32), 127)}
-
-
-def text_width(text: str) -> int:
-    """The cells a text takes, drawn as :func:`one_line`: for printable ASCII (as numbers are), its length."""
-    return len(text) if text.isascii() and text.isprintable() else cell_len(one_line(text))
-
-
-def one_line(text: str) -> str:
-    """The text as one line: control characters (newlines, tabs) as spaces."""
-    return text if text.isprintable() else text.translate(_CONTROL)
-
-
-@dataclass(frozen=True, slots=True)
-class Column:
-    """A column of a TableView: its key (for sorting, get_cell), its header label, its alignment."""
-
-    key: str
-    label: str
-    justify: Justify = "left"
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,16 +75,19 @@ class Row:
             self.strip = None
 
 
-def draw_cell(text: str, style: Style, width: int, justify: Justify, styles: LineStyles) -> list[Segment]:
+def draw_cell(text: str, style: Style, width: int, column: Column, styles: LineStyles) -> list[Segment]:
     """A cell as DataTable renders it: padding, the text justified in what is left, padding.
 
     The padding is in ``pre + post``, the text in ``pre + style + post``: one segment when the
-    two are the same. An empty cell is all padding. The text fits (columns are as wide as their
-    widest text); it shows as one line (see :func:`one_line`).
+    two are the same. An empty cell is all padding. The text shows as one line (see
+    :func:`one_line`), shortened with an ellipsis where the column is narrower than it.
     """
     if not text:
         return [Segment(" " * width, styles.pad)] if width else []
     text = one_line(text)
+    if text_width(text) > width - 2 * PADDING:
+        text = shorten(text, width - 2 * PADDING, column.elide)
+    justify = column.justify
     fill = " " * (width - 2 * PADDING - text_width(text))
     body = fill + text if justify == "right" else text + fill
     text_style = styles.pre + style + styles.post
@@ -116,20 +97,22 @@ def draw_cell(text: str, style: Style, width: int, justify: Justify, styles: Lin
     return [Segment(pad, styles.pad), Segment(body, text_style), Segment(pad, styles.pad)]
 
 
-def draw_line(row: Row, columns: list[Column], widths: list[int], width: int, styles: LineStyles) -> Strip:
+def draw_line(row: Row, columns: list[Column], shown: list[int], widths: list[int], width: int,
+              styles: LineStyles) -> Strip:
     """The row's whole line, its cells as last drawn where they did not change; to ``width`` at least.
 
-    Cells are ``widths`` wide (padding included); past the last one, the line goes on in
-    ``styles.extend`` to the widget's ``width``.
+    The ``shown`` columns (indices, left to right) are drawn, ``widths`` wide (padding included;
+    a width per column); past the last one, the line goes on in ``styles.extend`` to the
+    widget's ``width``.
     """
     segments: list[Segment] = []
     cells = row.segments
-    for index, column in enumerate(columns):
+    for index in shown:
         cell = cells[index]
         if cell is None:
-            cell = cells[index] = draw_cell(row.texts[index], row.styles[index], widths[index], column.justify, styles)
+            cell = cells[index] = draw_cell(row.texts[index], row.styles[index], widths[index], columns[index], styles)
         segments += cell
-    table_width = sum(widths)
+    table_width = sum(widths[index] for index in shown)
     segments.append(Segment(" " * max(0, width - table_width), styles.extend))
     return Strip(segments, max(width, table_width))
 
@@ -207,7 +190,7 @@ class Rows:
         """Size these columns to their widest text or label; returns whether one changed width."""
         resized = False
         for index in indices:
-            width = max(text_width(self.columns[index].label), *self._counts[index]) + 2 * PADDING
+            width = max([text_width(self.columns[index].label), *self._counts[index]]) + 2 * PADDING
             if width != self.widths[index]:
                 self.widths[index] = width
                 resized = True

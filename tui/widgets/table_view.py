@@ -6,6 +6,12 @@ the rows whose cells changed, adds and removes rows, puts them in the given orde
 the cursor on its row (by key). Each row keeps what it was last drawn as (see table_rows.py),
 so that only changed rows are drawn again, and only they are repainted (a region per run of
 adjacent rows) unless rows came, went or moved, or a column changed width.
+
+The columns fit the width (column_layout.py): on a resize, and when texts change widths, the
+table decides which columns show and how wide; what does not fit its cell is shortened with an
+ellipsis, never so far that two rows' names (the frozen leading columns) read the same. When
+even the columns that always show are wider than the table, the frozen columns stay in place
+and the others scroll under them.
 """
 
 from __future__ import annotations
@@ -18,11 +24,14 @@ from rich.text import Text
 from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size, Spacing
-from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .table_rows import Cells, Column, LineStyles, Row, Rows, draw_line
+from .column_layout import Column, fit
+from .table_messages import HeaderSelected, RowHighlighted, RowMessage, RowSelected
+from .table_rows import Cells, LineStyles, Row, Rows, draw_line
+
+__all__ = ["HeaderSelected", "RowHighlighted", "RowMessage", "RowSelected", "TableView"]
 
 HEADER = -1  # the header's row index, for hovering
 
@@ -69,40 +78,6 @@ TableView {
 """
 
 
-class RowMessage(Message):
-    """About a row of a table: its key."""
-
-    def __init__(self, table: TableView, key: str) -> None:
-        super().__init__()
-        self.table = table
-        self.key = key
-
-    @property
-    def control(self) -> TableView:
-        return self.table
-
-
-class RowHighlighted(RowMessage, namespace="table_view"):
-    """The cursor moved to another row (not sent when its row only moved)."""
-
-
-class RowSelected(RowMessage, namespace="table_view"):
-    """Enter on the cursor's row, or a click on it."""
-
-
-class HeaderSelected(Message, namespace="table_view"):
-    """A click on a column's header."""
-
-    def __init__(self, table: TableView, column_key: str) -> None:
-        super().__init__()
-        self.table = table
-        self.column_key = column_key
-
-    @property
-    def control(self) -> TableView:
-        return self.table
-
-
 class TableView(ScrollView, can_focus=True):
     """Rows of text cells under a fixed header, with a row cursor that stays on its row's key."""
 
@@ -134,6 +109,15 @@ class TableView(ScrollView, can_focus=True):
         self._hover: int | None = None  # the row under the mouse (HEADER for the header), if any
         self._epoch = 0  # a new number when styles or column widths change: every line is drawn again
         self._line_styles: dict[tuple[bool, bool, bool], LineStyles] = {}  # (header, cursor, hover) ->
+        # How the columns fit (see _fit_columns): each one's width as shown (0: hidden), the
+        # indices of those shown, the width of the frozen ones; the rows' names when last fitted.
+        self._widths: list[int] = list(self._rows.widths)
+        self._shown: list[int] = list(range(len(self.columns)))
+        self._frozen = [index for index, column in enumerate(self.columns) if column.frozen]
+        if self._frozen != list(range(len(self._frozen))):
+            raise ValueError("frozen columns must be the leading ones")
+        self._frozen_width = 0
+        self._names: tuple[tuple[str, ...], ...] = ()
 
     # --- reading --------------------------------------------------------------------------------
 
@@ -170,9 +154,20 @@ class TableView(ScrollView, can_focus=True):
         return cell
 
     def column_x(self, column_key: str) -> int:
-        """Where a column starts across the table (before scrolling sideways)."""
-        keys = [column.key for column in self.columns]
-        return sum(self._rows.widths[: keys.index(column_key)])
+        """Where a shown column starts across the table (before scrolling sideways)."""
+        index = next(i for i, column in enumerate(self.columns) if column.key == column_key)
+        if not self._widths[index]:
+            raise ValueError(f"column {column_key!r} is hidden at this width")
+        return sum(self._widths[:index])
+
+    @property
+    def shown_columns(self) -> list[str]:
+        """The keys of the columns shown at the table's width, left to right."""
+        return [self.columns[index].key for index in self._shown]
+
+    def column_width(self, column_key: str) -> int:
+        """A column's width as shown, padding included (0: hidden)."""
+        return next(width for column, width in zip(self.columns, self._widths, strict=True) if column.key == column_key)
 
     # --- changing rows --------------------------------------------------------------------------
 
@@ -185,10 +180,14 @@ class TableView(ScrollView, can_focus=True):
         """
         cursor = self.cursor_row
         reshaped, changed, resized = self._rows.update(rows)
-        if resized:
-            self._epoch += 1  # every cell is drawn again, in its new width
-        self._set_order(list(rows) if order is None else order, cursor, repaint=reshaped or resized)
-        if not (reshaped or resized):
+        frozen = len(self._frozen)
+        names = tuple(texts[:frozen] for texts, _ in rows.values()) if frozen else ()
+        if names != self._names:
+            self._names = names
+            resized = True
+        refitted = (reshaped or resized) and self._fit_columns()
+        self._set_order(list(rows) if order is None else order, cursor, repaint=reshaped or refitted)
+        if not (reshaped or refitted):
             self._repaint_rows(self._rows.index[key] for key in changed)
 
     def set_order(self, order: Sequence[str]) -> None:
@@ -200,7 +199,7 @@ class TableView(ScrollView, can_focus=True):
         repaint = rows.reorder(order) or repaint
         if selected not in rows.index:  # gone (or none yet): the row now where the cursor was
             self._cursor_key = rows.order[min(cursor, len(rows.order) - 1)] if rows.order else None
-        size = Size(sum(rows.widths), len(rows.order) + 1)
+        size = Size(sum(self._widths), len(rows.order) + 1)
         if self.virtual_size != size:
             self.virtual_size = size
         if repaint:
@@ -209,6 +208,35 @@ class TableView(ScrollView, can_focus=True):
                 self._scroll_to_cursor()
         if self._cursor_key != selected and self._cursor_key is not None:
             self.post_message(RowHighlighted(self, self._cursor_key))
+
+    # --- fitting the width ----------------------------------------------------------------------
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._refit()
+
+    def watch_show_vertical_scrollbar(self) -> None:
+        # The scrollbar takes a cell of the width (rows came or the table got shorter).
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        if self._fit_columns():
+            self._set_order(self._rows.order, self.cursor_row, repaint=True)
+            if self.scroll_x > self.max_scroll_x:
+                self.scroll_to(x=self.max_scroll_x, animate=False, immediate=True)
+
+    def _fit_columns(self) -> bool:
+        """Decide which columns show and how wide, for the width there is now (column_layout.plan).
+
+        Returns whether that changed: then every line is drawn again.
+        """
+        widths = fit(self.columns, self._rows.widths, self._names, self.scrollable_content_region.width)
+        if widths == self._widths:
+            return False
+        self._widths = widths
+        self._shown = [index for index, width in enumerate(widths) if width]
+        self._frozen_width = sum(widths[index] for index in self._frozen)
+        self._epoch += 1  # every cell is drawn again, in its new width
+        return True
 
     # --- the cursor -----------------------------------------------------------------------------
 
@@ -275,7 +303,7 @@ class TableView(ScrollView, can_focus=True):
         offset = event.get_content_offset(self)
         if offset is None:
             return None, 0
-        x = offset.x + round(self.scroll_x)
+        x = offset.x if offset.x < self._frozen_width else offset.x + round(self.scroll_x)
         if offset.y == 0:
             return HEADER, x
         index = offset.y - 1 + round(self.scroll_y)
@@ -292,10 +320,10 @@ class TableView(ScrollView, can_focus=True):
         self._set_hover(row)
         if row == HEADER:
             edge = 0
-            for column, width in zip(self.columns, self._rows.widths, strict=True):
-                edge += width
+            for index in self._shown:
+                edge += self._widths[index]
                 if x < edge:
-                    self.post_message(HeaderSelected(self, column.key))
+                    self.post_message(HeaderSelected(self, self.columns[index].key))
                     break
         elif row is not None:
             event.stop()
@@ -356,8 +384,12 @@ class TableView(ScrollView, can_focus=True):
             strip = self._line(self._rows.by_key[self._rows.order[index]], index, width)
         else:
             return Strip.blank(width, self.rich_style)
-        if scroll_x or strip.cell_length != width:
-            strip = strip.crop(scroll_x, scroll_x + width).adjust_cell_length(width, self.rich_style)
+        if scroll_x and (frozen := self._frozen_width):  # the frozen columns stay, the rest scrolls under them
+            strip = Strip.join([strip.crop(0, frozen), strip.crop(frozen + scroll_x, scroll_x + width)])
+        elif scroll_x or strip.cell_length != width:
+            strip = strip.crop(scroll_x, scroll_x + width)
+        if strip.cell_length != width:
+            strip = strip.adjust_cell_length(width, self.rich_style)
         return strip
 
     def _line(self, row: Row, index: int, width: int) -> Strip:
@@ -372,5 +404,5 @@ class TableView(ScrollView, can_focus=True):
         """Draw a row's whole line (index HEADER: the header); what tests count to see rows drawn."""
         cursor, hover, _ = row.look
         styles = self._line_styles_for(index == HEADER, cursor, hover)
-        return draw_line(row, self.columns, self._rows.widths, width, styles)
+        return draw_line(row, self.columns, self._shown, self._widths, width, styles)
 
