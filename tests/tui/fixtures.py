@@ -79,12 +79,19 @@ def main_worker(state: SlotState = SlotState.RUNNING, **values: object) -> Worke
     )
 
 
+def _serving(route: RouteInfo, workers: Sequence[WorkerInfo]) -> RouteInfo:
+    """The route with its serving count worked out from the workers, as the engine does."""
+    serving = sum(1 for w in workers if w.state is SlotState.RUNNING and w.connected
+                  and (w.route == route.topic if route.shared else w.is_main))
+    return dataclasses.replace(route, serving_workers=serving)
+
+
 def _totals(workers: Sequence[WorkerInfo], routes: Sequence[RouteInfo], **values: object) -> ManagerSnapshot:
     snapshot = ManagerSnapshot(
         group=GROUP,
         broker=BROKER,
         workers=tuple(workers),
-        routes=tuple(routes),
+        routes=tuple(_serving(route, workers) for route in routes),
         uptime=3_726.0,
         started=True,
         messages_per_second=round(sum(w.messages_per_second for w in workers), 1),
@@ -123,7 +130,8 @@ def failing_snapshot() -> ManagerSnapshot:
                restarts=2, last_exit="SIGKILL (likely OOM or killed)", detail="restarting in 2.0 s"),
         worker(HUMIDITY, 0, SlotState.CRASH_LOOP, pid=None, cpu_percent=None, rss_bytes=None,
                handled=310, failed=310, messages_per_second=0.0, last_message_age=None, uptime=None,
-               restarts=5, last_exit="1 (crashed)", detail="died 5 times in 60 s; press r to restart"),
+               restarts=5, last_exit="1 (crashed)", detail="died 5 times within 60 s; last exit 1 (crashed). "
+               "Restart it by hand (restart_dead_workers(), r)."),
         worker(HUMIDITY, 1, SlotState.STARTING, cpu_percent=31.0, rss_bytes=int(22.4 * MiB), handled=0,
                failed=0, messages_per_second=0.0, last_message_age=None, uptime=0.8),
         main_worker(),
@@ -173,7 +181,8 @@ def failing_events() -> list[EngineEvent]:
         *healthy_events(),
         event(5, 3_650.2, "scaled", f"pool {HUMIDITY} scaled from 1 to 2 workers"),
         event(6, 3_651.0, "log", "handler failed: KeyError('value')", f"{HUMIDITY}#0", logging.ERROR),
-        event(7, 3_700.4, "crash-loop", f"worker {HUMIDITY}#0 is crash-looping (1 (crashed)); not restarting it",
+        event(7, 3_700.4, "crash-loop", f"Worker {HUMIDITY}#0 died 5 times within 60 s and is no longer restarted "
+              "(last exit 1 (crashed)). Fix the cause, then restart it by hand.",
               f"{HUMIDITY}#0", logging.ERROR),
         event(8, 3_712.9, "exited",
               f"worker {TEMPERATURE}#1 exited with SIGKILL (likely OOM or killed); restarting in 2 s",

@@ -85,7 +85,8 @@ class LiveManager(FakeManager):
         ))
         handled = sum(self._handled)
         rate = sum(w.messages_per_second for w in workers)
-        routes = (RouteInfo(ROUTE, "dash/+", 1, True, self.workers, self.workers, rate, handled, 0),)
+        routes = (RouteInfo(ROUTE, "dash/+", 1, True, self.workers, self.workers, rate, handled, 0,
+                            serving_workers=self.workers),)
         return ManagerSnapshot(
             group="dashbench", broker=BrokerInfo("127.0.0.1:1883", "connected", kind="private mosquitto"),
             workers=tuple(workers), routes=routes, uptime=self.clock, started=True,

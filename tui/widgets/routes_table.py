@@ -47,10 +47,11 @@ class RoutesTable(KeyedTable[RouteInfo]):
                        help="The subscription's QoS."),
             ColumnSpec("shared", "shared", lambda r: "yes" if r.shared else "no", lambda r: r.shared, priority=7,
                        help="yes: a pool of workers shares it; no: the main worker serves it."),
-            ColumnSpec("workers", "workers", self._workers_text, lambda r: (r.live_workers, r.desired_workers),
-                       "right", help="Live / desired workers (→ N: a size asked for, not applied yet). The row "
-                                     "shows in the warning colour when fewer are live than desired, in the "
-                                     "error colour when none is."),
+            ColumnSpec("workers", "workers", self._workers_text, lambda r: (r.serving_workers, r.desired_workers),
+                       "right", help="Serving / desired workers: serving is running and connected to the broker, "
+                                     "as /healthz counts (+N starting: live processes not serving yet; → N: a size "
+                                     "asked for, not applied yet). The row shows in the warning colour when fewer "
+                                     "serve than desired, in the error colour when none does."),
             ColumnSpec("busy", "busy %", lambda r: fmt.share(r.utilization), lambda r: r.utilization, "right",
                        priority=1, bucket=linear(0.05),
                        help="How busy the pool's running workers are, on average: what the autoscaler reads."),
@@ -72,8 +73,10 @@ class RoutesTable(KeyedTable[RouteInfo]):
 
     def _workers_text(self, route: RouteInfo) -> str:
         if not route.shared:  # served by the one main worker, whatever the counts say
-            return "main" if route.live_workers else "main (down)"
-        text = f"{route.live_workers}/{route.desired_workers}"
+            return "main" if route.serving_workers else "main (down)"
+        text = f"{route.serving_workers}/{route.desired_workers}"
+        if route.live_workers > route.serving_workers:  # starting, or cut off from the broker
+            text += f" +{route.live_workers - route.serving_workers}"
         target = self._scale_targets.get(route.topic)
         if target is not None and target != route.desired_workers:
             text += f" → {target}"
@@ -91,8 +94,8 @@ class RoutesTable(KeyedTable[RouteInfo]):
     def row_style(self, item: RouteInfo) -> str | None:
         if not self._pools_started:
             return None  # stopped on purpose: nothing is missing
-        if item.live_workers == 0 and (item.desired_workers or not item.shared):
+        if item.serving_workers == 0 and (item.desired_workers or not item.shared):
             return "routes-table--empty"
-        if item.live_workers < item.desired_workers:
+        if item.serving_workers < item.desired_workers:
             return "routes-table--short"
         return None
