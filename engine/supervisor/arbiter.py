@@ -17,7 +17,7 @@ import time
 from concurrent.futures import Future
 
 from ..autoscale import AutoscaleConfig, AutoscaleRange
-from ..details import FailureExample, RouteDetail, WorkerDetail
+from ..details import RouteDetail, WorkerDetail
 from ..in_hand import InHand
 from ..mqtt_client import end_session, leave_share_group
 from ..protocol import (
@@ -28,7 +28,6 @@ from ..protocol import (
     Quarantined,
     RoutesSource,
     WorkerSpec,
-    describe_exit,
 )
 from ..router import Router
 from ..sessions import SessionLedger
@@ -38,11 +37,9 @@ from . import autoscaling, detail_builder
 from .child_process import ChildProcess, Process
 from .commands import CommandQueue
 from .event_log import EventLog
-from .poison import PoisonLedger
 from .pool import MAIN, ClientIds, Pool
-from .rates import RouteTotals
+from .reports import Reports
 from .rollout import Rollout, plan_reload
-from .route_history import RouteHistories, example_of
 from .slot import Slot
 from .snapshot_builder import Identity, build_snapshot
 
@@ -52,7 +49,6 @@ TICK = 0.25  # longest the supervisor sleeps without looking around
 CHECK_EVERY = 0.1  # deadlines and restarts due, at most this often
 SNAPSHOT_EVERY = 0.5  # snapshot rebuilds for new counters; a state change rebuilds at once
 SAMPLE_EVERY = 1.0  # psutil sampling and message rates
-LAST_WORDS_SHOWN = 200  # lines of a dead worker's final output shown whatever its output budget
 
 
 class Arbiter:
@@ -76,9 +72,8 @@ class Arbiter:
         self.ledger = ledger
         self.closing = False
         self.pools: dict[str, Pool] = {}
-        self.totals = RouteTotals()
-        self.histories = RouteHistories()
-        self.poison = PoisonLedger(settings.poison_deaths)
+        self.reports = Reports(events, router, settings.poison_deaths)
+        self.totals, self.histories, self.poison = self.reports.totals, self.reports.histories, self.reports.poison
         self.exitcodes: dict[str, int] = {}  # slot -> its last exit code, even once the slot is gone
         self.started_at: float | None = None
         self.rollout: Rollout | None = None
@@ -167,25 +162,9 @@ class Arbiter:
         if not isinstance(process, ChildProcess) or process.output_fd is None:
             return
         fd = process.output_fd
-        self.output_lines(slot, process.read_output())
+        self.reports.output_lines(slot, process.read_output(), self.now())
         if process.output_fd is None:  # end of file
             self._unregister(fd)
-
-    def output_lines(self, slot: Slot, lines: list[str], last_words: bool = False) -> None:
-        """What a worker wrote to its descriptors (C code, faulthandler, a dying interpreter),
-        within its slot's line budget; a dead worker's ``last_words`` always show (their end)."""
-        budget = slot.output_budget
-        if last_words:
-            kept = lines[-LAST_WORDS_SHOWN:]
-            budget.dropped += len(lines) - len(kept)
-        else:
-            kept = lines[: budget.take(len(lines), self.now())]
-        if budget.dropped and (last_words or len(kept) == len(lines)):
-            self.events.emit("log", f"{budget.dropped} lines of output dropped (written faster than "
-                             f"{budget.rate:g} lines/s)", slot.key, logging.WARNING)
-            budget.dropped = 0
-        for line in kept:
-            self.events.emit("log", line, slot.key, logging.WARNING, logger="routemq.worker.output")
 
     def _polled(self) -> list[Slot]:
         """Workers without a pidfd (no pidfd_open on this system) are polled instead."""
@@ -203,7 +182,7 @@ class Arbiter:
         messages, output, last_output, in_hand = process.finish()  # its last counts, log lines, fatal reason
         for message in messages:
             slot.on_message(message)
-        self.output_lines(slot, output, last_words=True)
+        self.reports.output_lines(slot, output, self.now(), last_words=True)
         self.exitcodes[slot.key] = exitcode
         slot.reaped(exitcode, last_output, in_hand)
         self._changed = True
@@ -279,10 +258,7 @@ class Arbiter:
         self.events.emit(kind, message, slot, level)
 
     def log_lines(self, slot: Slot, lines: tuple[LogLine, ...], dropped: int) -> None:
-        for line in lines:
-            self.events.emit("log", line.message, slot.key, line.level, logger=line.logger)
-        if dropped:
-            self.events.emit("log", f"{dropped} log lines dropped (worker logging too fast)", slot.key, logging.WARNING)
+        self.reports.log_lines(slot, lines, dropped)
 
     def session_kept(self, slot: Slot) -> None:
         self.ledger.keep(slot.client_id, slot.pool_key, slot.index)
@@ -291,62 +267,13 @@ class Arbiter:
         self.ledger.forget(slot.client_id)
 
     def counted(self, slot: Slot, before: Heartbeat | None, after: Heartbeat) -> None:
-        self.totals.add(before, after)
-        if after.timings or after.failures:
-            self._reported(slot, after)
-
-    def _reported(self, slot: Slot, beat: Heartbeat) -> None:
-        """Handler times and failures a worker reports, for the routes its pool serves only: a
-        worker naming other routes is not believed (nor kept in memory)."""
-        pool = self.pools[slot.pool_key]
-        served = {pool.route.topic} if pool.route is not None else {r.topic for r in self.router.unshared_routes}
-        now = time.time()
-        for times in beat.timings:
-            if times.route in served:
-                self.histories.of(times.route).add_times(times, now)
-        for failure in beat.failures:
-            if failure.route not in served:
-                continue
-            self.histories.of(failure.route).failed(failure.exception, failure.count, example_of(failure, slot.key))
-            more = f" ({failure.count - 1} more like it since the last report)" if failure.count > 1 else ""
-            self.events.emit(
-                "failure",
-                f"handler {failure.handler} failed on topic {failure.topic[:200]!r}: {failure.exception}: "
-                f"{failure.message}{more}\n{failure.traceback}",
-                slot.key, logging.ERROR, exception=failure.exception, topic=failure.topic, traceback=failure.traceback,
-            )
+        self.reports.counted(self.pools[slot.pool_key], slot, before, after)
 
     def died_holding(self, slot: Slot, in_hand: list[InHand]) -> bool:
-        """A worker died with handlers running: each such message counts as a failure of its
-        route, and one that has now killed the slot's worker often enough is set aside."""
-        pool = self.pools[slot.pool_key]
-        cause = "worker killed by the supervisor" if slot.killed_for else f"worker died: {describe_exit(slot.exitcode)}"
-        for hand in in_hand:
-            found = self.router.match(hand.topic)
-            route = found[0].topic if found is not None else (pool.route.topic if pool.route else None)
-            if route is not None:
-                self.totals.add_failure(route)
-                example = FailureExample(time.time(), slot.key, hand.topic, hand.payload, hand.key.payload_length,
-                                         slot.last_words or "(the worker wrote nothing before it died)")
-                self.histories.of(route).failed(cause, 1, example)
-        quarantined = self.poison.died_holding(slot.key, in_hand, slot.last_exit or "?")
-        for _, suspect in quarantined:
-            self.event(
-                "poison",
-                f"a message on {suspect.topic!r} killed worker {slot.key} {suspect.deaths} times "
-                f"(last exit {suspect.last_exit}): it is set aside to the dead-letter topic when it comes back",
-                slot.key,
-                logging.ERROR,
-            )
-        return bool(quarantined)
+        return self.reports.died_holding(self.pools[slot.pool_key], slot, in_hand)
 
     def dead_lettered(self, slot: Slot, letters: tuple[DeadLettered, ...]) -> None:
-        for letter in letters:
-            self.poison.set_aside(slot.key, letter.key)
-            self.totals.add_dead_letter(letter.route)
-            topic = letter.key.topic.decode(errors="replace")
-            self.event("dead-letter", f"worker {slot.key} set aside a message on {topic!r} to the dead-letter topic",
-                       slot.key, logging.WARNING)
+        self.reports.dead_lettered(slot, letters)
 
     def left_for_good(self, slot: Slot) -> None:
         """A crash-looping slot's session leaves its share group, so live workers take its share.
@@ -411,6 +338,7 @@ class Arbiter:
     def begin_reload(self, router: Router, routes: RoutesSource) -> Future[None]:
         done: Future[None] = Future()
         old_router, self.router, self.routes = self.router, router, routes
+        self.reports.router = router
         self._autoscale_from_code(old_router, router)
         if not self._any_alive():
             # Nothing runs: the next start simply uses the new routes (and drains what is left).

@@ -30,10 +30,10 @@ from ..protocol import (
     ProtocolViolation,
     WorkerMessage,
     WorkerSpec,
-    decode,
     encode,
     frame,
 )
+from ..protocol_decode import decode
 
 # The workers get their settings over their socket; these never go into their environment.
 SECRET_VARIABLES = frozenset({"MQTT_PASSWORD", "MQTT_TLS_KEYFILE_PASSWORD", "FLEET_CONTROL_KEY"})
@@ -72,7 +72,7 @@ class Process(Protocol):
 class ChildProcess:
     """A launched worker. Its socket is non-blocking: a worker stopped in the middle of a
     message, or a handler writing half a frame, delays nobody; framing and decoding happen in
-    :class:`~engine.protocol.FrameReader` and :func:`~engine.protocol.decode`."""
+    :class:`~engine.protocol.FrameReader` and :func:`~engine.protocol_decode.decode`."""
 
     def __init__(self, popen: subprocess.Popen[bytes], sock: socket.socket, in_hand: InHandTable | None) -> None:
         self.popen = popen

@@ -34,9 +34,9 @@ from ..protocol import (
     WorkerMessage,
     WorkerSpec,
     cut_line,
-    decode_command,
     encode,
 )
+from ..protocol_decode import decode_command
 
 SPEC_LIMIT = 256 * 1024 * 1024  # the spec comes from the manager itself; a pickled Router may be big
 READ_CHUNK = 65536

@@ -25,11 +25,10 @@ from engine.protocol import (
     Logs,
     ProtocolViolation,
     cut_line,
-    decode,
-    decode_command,
     encode,
     frame,
 )
+from engine.protocol_decode import decode, decode_command
 from engine.worker.link import ManagerLink
 
 MESSAGES = [

@@ -20,9 +20,9 @@ from engine.protocol import (
     Heartbeat,
     ProtocolViolation,
     RouteTimes,
-    decode,
     encode,
 )
+from engine.protocol_decode import decode
 from engine.timings import BUCKETS, bucket_of
 
 TRACEBACK = (

@@ -28,8 +28,8 @@ from engine.protocol import (
     Hello,
     RoutesSource,
     WorkerSpec,
-    decode,
 )
+from engine.protocol_decode import decode
 from engine.settings import Settings
 from engine.worker.inflight import InFlight, decode_payload
 from engine.worker.lifecycle import LEGAL_CHANGES, IllegalPhaseChange, Phase, Phases, Refusal, Worker
