@@ -93,5 +93,7 @@ class RouteDetail:
     timings_minute: Timings = field(default_factory=Timings)  # the last 60 s
     timings_total: Timings = field(default_factory=Timings)  # since the manager started
     throughput: tuple[float, ...] = ()  # messages/s once a second, oldest first
-    failures: tuple[FailureGroup, ...] = ()  # the most recent first
+    failures: tuple[FailureGroup, ...] = ()  # the most recent first (the last 50 causes)
     workers: tuple[WorkerInfo, ...] = ()
+    # Failures by cause since start, counts that only go up ("other" past 100 causes): /metrics.
+    failure_counts: tuple[tuple[str, int], ...] = ()

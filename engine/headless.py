@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from .router import Router
-from .snapshot import EngineEvent, ManagerSnapshot
+from .snapshot import EngineEvent, ManagerSnapshot, SlotState
 from .worker_manager import WorkerManager
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGHUP)
@@ -91,7 +91,6 @@ class HeadlessRunner:
         serve than desired; the last one, once everything stopped as asked, is information."""
         broker = snap.broker
         serving, live, desired = snap.serving_workers, snap.live_workers, snap.desired_workers
-        healthy = broker.state == "connected" and serving >= desired
         text = (
             f"status: {serving}/{desired} workers serving" + (f" ({live} live)" if live != serving else "") + ", "
             f"{snap.messages_per_second:.1f} msg/s, {snap.handled} handled, {snap.failed} errors, "
@@ -99,7 +98,7 @@ class HeadlessRunner:
         )
         self.say(
             text,
-            logging.INFO if healthy or stopped else logging.WARNING,
+            logging.INFO if stopped or _as_expected(snap) else logging.WARNING,
             "status",
             serving=serving,
             live=live,
@@ -187,3 +186,13 @@ class HeadlessRunner:
                 signal.signal(sig, handler)
             os.close(self._wake_r)
             os.close(self._wake_w)
+
+
+def _as_expected(snap: ManagerSnapshot) -> bool:
+    """Every worker serves, or those that do not are still starting on a broker not known to
+    fail: a start is information, a shortfall past it a warning."""
+    if snap.broker.state not in ("connected", "connecting"):
+        return False
+    leaving = (SlotState.DRAINING, SlotState.RETIRED)  # slots on their way out of a pool
+    short = [w for w in snap.workers if w.state not in leaving and not (w.state is SlotState.RUNNING and w.connected)]
+    return all(w.state is SlotState.STARTING for w in short)

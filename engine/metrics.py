@@ -6,6 +6,7 @@ every pool is at its desired size and the broker is connected, else 503 with the
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,6 +18,8 @@ from prometheus_client.registry import Collector
 
 from .snapshot import ManagerSnapshot, SlotState
 from .worker_manager import WorkerManager
+
+log = logging.getLogger("routemq.metrics")
 
 
 class SnapshotCollector(Collector):
@@ -43,10 +46,10 @@ def _worker_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
     up = GaugeMetricFamily("routemq_worker_up", "1 when the slot's worker is running and connected", labels=labels)
     state = GaugeMetricFamily("routemq_worker_state", "1 for the slot's current state", labels=[*labels, "state"])
     handled = CounterMetricFamily(
-        "routemq_worker_messages_handled", "Messages handled by the slot's current process", labels=labels
+        "routemq_worker_messages_handled", "Messages handled by the slot's processes, across restarts", labels=labels
     )
     failed = CounterMetricFamily(
-        "routemq_worker_messages_failed", "Messages whose handler raised (current process)", labels=labels
+        "routemq_worker_messages_failed", "Messages whose handler raised, across the slot's restarts", labels=labels
     )
     in_flight = GaugeMetricFamily("routemq_worker_in_flight", "Messages the worker holds", labels=labels)
     restarts = CounterMetricFamily("routemq_worker_restarts", "Times the slot's worker was restarted", labels=labels)
@@ -115,7 +118,7 @@ def _route_metrics(snap: ManagerSnapshot) -> Iterator[Any]:
 
 
 def _route_diagnosis(manager: WorkerManager, snap: ManagerSnapshot) -> Iterator[Any]:
-    """Handler times since start as a Prometheus histogram, and failures by exception type."""
+    """Handler times since start as a Prometheus histogram, and failures by cause, from one call."""
     seconds = HistogramMetricFamily(
         "routemq_route_handler_seconds", "Time a handler took per message, all workers, since start", labels=["route"]
     )
@@ -124,15 +127,17 @@ def _route_diagnosis(manager: WorkerManager, snap: ManagerSnapshot) -> Iterator[
         "Failed messages by cause: the handler's exception type, or 'worker died: <exit>' when it killed its worker",
         labels=["route", "exception"],
     )
-    for route in snap.routes:
-        detail = manager.route_detail(route.topic)
-        if detail is None:
-            continue
-        total = detail.timings_total
+    try:
+        details = manager.route_details()
+    except TimeoutError:  # a supervisor too busy to answer costs these two, not the whole scrape
+        log.warning("/metrics: the supervisor did not answer in time; handler times and failures left out")
+        return
+    for detail in details:
+        topic, total = detail.info.topic, detail.timings_total
         buckets = [(repr(bound), float(count)) for bound, count in total.cumulative()]
-        seconds.add_metric([route.topic], [*buckets, ("+Inf", float(total.count))], total.sum)
-        for group in detail.failures:
-            failures.add_metric([route.topic, group.exception], group.count)
+        seconds.add_metric([topic], [*buckets, ("+Inf", float(total.count))], total.sum)
+        for cause, count in detail.failure_counts:
+            failures.add_metric([topic, cause], count)
     yield from (seconds, failures)
 
 

@@ -9,6 +9,7 @@ manager kills the worker for it). Decoding executes nothing.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from .in_hand import MessageKey
@@ -31,6 +32,9 @@ from .protocol import (
     WorkerMessage,
 )
 from .timings import BUCKETS
+
+MAX_COUNT = 2**53  # beyond any honest count, and every float holds it exactly
+MAX_SECONDS = 1e12  # likewise for sums and times in seconds (about 31,700 years)
 
 
 def decode_command(body: bytes) -> Command:
@@ -79,7 +83,7 @@ def _heartbeat_in(data: dict[str, Any]) -> Heartbeat:
         raise TypeError("by_route not an object")
     counts = {}
     for topic, pair in by_route.items():
-        if not (isinstance(pair, list) and len(pair) == 2 and all(_is_int(n) for n in pair)):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(_is_count(n) for n in pair)):
             raise TypeError(f"by_route[{topic[:40]!r}] not two counts")
         counts[topic] = (pair[0], pair[1])
     return Heartbeat(
@@ -112,8 +116,8 @@ def _timings_in(value: Any) -> tuple[RouteTimes, ...]:
             raise TypeError("a route's timings not [route, buckets, sum, max]")
         buckets = []
         for pair in item[1][:BUCKETS]:
-            if not (isinstance(pair, list) and len(pair) == 2 and _is_int(pair[0]) and _is_int(pair[1])
-                    and 0 <= pair[0] < BUCKETS and pair[1] >= 0):
+            if not (isinstance(pair, list) and len(pair) == 2 and _is_int(pair[0]) and _is_count(pair[1])
+                    and 0 <= pair[0] < BUCKETS):
                 raise TypeError("a timings bucket not [index, count]")
             buckets.append((pair[0], pair[1]))
         total, top = _number(item[2], "timings sum"), _number(item[3], "timings max")
@@ -126,8 +130,8 @@ def _failures_in(value: Any) -> tuple[HandlerFailure, ...]:
         raise TypeError("failures not a list")
     found = []
     for item in value[:MAX_FAILURES]:
-        if not (isinstance(item, list) and len(item) == 10 and _is_int(item[4]) and _is_int(item[8])
-                and item[8] >= 0 and all(isinstance(item[i], str) for i in (0, 1, 2, 3, 6, 7, 9))):
+        if not (isinstance(item, list) and len(item) == 10 and _is_count(item[4]) and _is_count(item[8])
+                and all(isinstance(item[i], str) for i in (0, 1, 2, 3, 6, 7, 9))):
             raise TypeError("a failure not [route, handler, exception, message, count, time, topic, payload, "
                             "size, traceback]")
         try:
@@ -142,7 +146,7 @@ def _failures_in(value: Any) -> tuple[HandlerFailure, ...]:
 
 
 def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value < float("inf"):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= MAX_SECONDS:
         raise TypeError(f"{name} not a non-negative number")
     return float(value)
 
@@ -154,7 +158,7 @@ def _dead_lettered_in(value: Any) -> tuple[DeadLettered, ...]:
     for item in value[:1000]:
         if not (isinstance(item, list) and len(item) == 4 and isinstance(item[0], str) and isinstance(item[1], str)):
             raise TypeError("a dead letter not [route, topic, length, crc]")
-        if not (_is_int(item[2]) and _is_int(item[3])):
+        if not (_is_count(item[2]) and _is_count(item[3])):
             raise TypeError("a dead letter not [route, topic, length, crc]")
         try:
             topic = item[1].encode("latin-1")
@@ -173,7 +177,7 @@ def _lines_in(value: Any) -> tuple[LogLine, ...]:
             raise TypeError("a log line not [level, logger, message]")
         if not (isinstance(item[1], str) and isinstance(item[2], str)):
             raise TypeError("a log line not [level, logger, message]")
-        lines.append(LogLine(item[0], item[1][:200], item[2][: MAX_LOG_LINE + 64]))
+        lines.append(LogLine(max(0, min(item[0], logging.CRITICAL)), item[1][:200], item[2][: MAX_LOG_LINE + 64]))
     return tuple(lines)
 
 
@@ -181,9 +185,15 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _is_count(value: Any) -> bool:
+    # Bounded: a count is added up and turned into rates and quantiles (floats); 10**400 would
+    # overflow there, in the supervisor's thread.
+    return _is_int(value) and 0 <= value <= MAX_COUNT
+
+
 def _int(data: dict[str, Any], name: str) -> int:
     value: Any = data.get(name)
-    if not _is_int(value) or value < 0:
+    if not _is_count(value):
         raise TypeError(f"{name} not a count")
     return int(value)
 

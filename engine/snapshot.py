@@ -36,7 +36,7 @@ class WorkerInfo:
     detail: str = ""  # why it is not connected, why it died, what it is waiting for
     cpu_percent: float | None = None
     rss_bytes: int | None = None
-    received: int = 0
+    received: int = 0  # by every process the slot has had (they add up across restarts)
     handled: int = 0
     failed: int = 0
     in_flight: int = 0
@@ -139,7 +139,13 @@ class EngineEvent:
     message: str
     slot: str | None = None
     level: int = 20  # logging level
-    # A "failure" event (a handler raised) says what, where and how, as values:
+    # A "failure" event (a handler raised) says what and where as values, and how in its message:
     exception: str | None = None  # the exception type
     topic: str | None = None  # the message's topic
-    traceback: str | None = None
+
+    @property
+    def traceback(self) -> str | None:
+        """A failure's traceback: the lines of its message after the first (kept once)."""
+        if self.exception is None:
+            return None
+        return self.message.partition("\n")[2] or None

@@ -215,12 +215,16 @@ class WorkerManager:
     def worker_detail(self, slot: str) -> WorkerDetail | None:
         """Everything known about one slot (its log, lifecycle, history, messages in hand), or
         None when there is no such slot."""
-        return self._call(lambda: self._arbiter.worker_detail(slot), timeout=DETAIL_TIMEOUT)
+        return self._call(lambda: self._arbiter.worker_detail(slot), timeout=DETAIL_TIMEOUT, read_only=True)
 
     def route_detail(self, topic: str) -> RouteDetail | None:
         """Everything known about one route (handler times, throughput, failures, its pool), or
         None when there is no such route."""
-        return self._call(lambda: self._arbiter.route_detail(topic), timeout=DETAIL_TIMEOUT)
+        return self._call(lambda: self._arbiter.route_detail(topic), timeout=DETAIL_TIMEOUT, read_only=True)
+
+    def route_details(self) -> list[RouteDetail]:
+        """Every route's detail, in one call (what /metrics reads at each scrape)."""
+        return self._call(self._arbiter.route_details, timeout=DETAIL_TIMEOUT, read_only=True)
 
     def reload_routes(self, router: Router, timeout: float = 60.0) -> None:
         """Replace the routes, one pool at a time, without dropping messages.
@@ -274,13 +278,14 @@ class WorkerManager:
 
     # --- plumbing --------------------------------------------------------------------------------
 
-    def _call(self, func: Callable[[], T], timeout: float | None = None) -> T:
+    def _call(self, func: Callable[[], T], timeout: float | None = None, read_only: bool = False) -> T:
         """Run ``func`` on the supervisor thread and return its result (or raise its error;
-        TimeoutError after ``timeout`` seconds)."""
+        TimeoutError after ``timeout`` seconds). A ``read_only`` call is not followed by a new
+        snapshot."""
         self._ensure_supervisor()
         if threading.current_thread() is self._thread:
             return func()
-        return self._commands.submit(func).result(timeout)
+        return self._commands.submit(func, read_only).result(timeout)
 
     def _ensure_supervisor(self) -> None:
         with self._thread_lock:

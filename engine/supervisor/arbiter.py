@@ -46,6 +46,7 @@ from .snapshot_builder import Identity, build_snapshot
 log = logging.getLogger("routemq.manager")
 
 TICK = 0.25  # longest the supervisor sleeps without looking around
+LAST_LOGGED = 50  # log lines of a dead worker kept with its last words (its failures' examples)
 CHECK_EVERY = 0.1  # deadlines and restarts due, at most this often
 SNAPSHOT_EVERY = 0.5  # snapshot rebuilds for new counters; a state change rebuilds at once
 SAMPLE_EVERY = 1.0  # psutil sampling and message rates
@@ -74,6 +75,7 @@ class Arbiter:
         self.pools: dict[str, Pool] = {}
         self.reports = Reports(events, router, settings.poison_deaths)
         self.totals, self.histories, self.poison = self.reports.totals, self.reports.histories, self.reports.poison
+        self._launched_at_seq: dict[str, int] = {}  # slot -> the last event before its process started
         self.exitcodes: dict[str, int] = {}  # slot -> its last exit code, even once the slot is gone
         self.started_at: float | None = None
         self.rollout: Rollout | None = None
@@ -184,8 +186,16 @@ class Arbiter:
             slot.on_message(message)
         self.reports.output_lines(slot, output, self.now(), last_words=True)
         self.exitcodes[slot.key] = exitcode
-        slot.reaped(exitcode, last_output, in_hand)
+        slot.reaped(exitcode, last_output, in_hand, self._last_logged(slot))
         self._changed = True
+
+    def _last_logged(self, slot: Slot) -> str:
+        """The last lines the slot's process logged or wrote to its descriptors, in order: the
+        words of a handler that logs, then calls os._exit(), are in its log, not its output."""
+        since = self._launched_at_seq.get(slot.key, 0)
+        logs, _ = self.events.journal(slot.key)
+        lines = [e.message for e in logs[-LAST_LOGGED:] if e.seq > since and e.kind == "log"]
+        return "\n".join(lines)
 
     def _manage(self, now: float) -> None:
         for slot in self._slots():
@@ -234,6 +244,7 @@ class Arbiter:
         )
         tracked = self.settings.worker_concurrency if self.settings.poison_deaths else 0
         process = ChildProcess.launch(spec, in_hand_entries=tracked)
+        self._launched_at_seq[slot.key] = self.events.last_seq  # its log lines come after this
         self._selector.register(process.sock.fileno(), selectors.EVENT_READ, (slot, "socket"))
         if process.output_fd is not None:
             self._selector.register(process.output_fd, selectors.EVENT_READ, (slot, "output"))
@@ -267,7 +278,7 @@ class Arbiter:
         self.ledger.forget(slot.client_id)
 
     def counted(self, slot: Slot, before: Heartbeat | None, after: Heartbeat) -> None:
-        self.reports.counted(self.pools[slot.pool_key], slot, before, after)
+        self.reports.counted(self.pools[slot.pool_key], slot, before, after, self.now())
 
     def died_holding(self, slot: Slot, in_hand: list[InHand]) -> bool:
         return self.reports.died_holding(self.pools[slot.pool_key], slot, in_hand)
@@ -326,7 +337,11 @@ class Arbiter:
         info = next((r for r in self.snapshot.routes if r.topic == topic), None)
         if info is None:
             return None
-        return detail_builder.route_detail(info, self.histories.get(topic), list(self.pools.values()), self.now())
+        return detail_builder.route_detail(info, self.histories.get(topic), self.totals.causes(topic),
+                                           list(self.pools.values()), self.now())
+
+    def route_details(self) -> list[RouteDetail]:
+        return [detail for route in self.snapshot.routes if (detail := self.route_detail(route.topic)) is not None]
 
     def find_slot(self, key: str) -> Slot:
         for pool in self.pools.values():

@@ -18,14 +18,15 @@ T = TypeVar("T")
 
 class CommandQueue:
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any], bool]] = queue.SimpleQueue()
         self.wake_fd, self._wake_w = os.pipe()
         os.set_blocking(self.wake_fd, False)
         os.set_blocking(self._wake_w, False)
 
-    def submit(self, func: Callable[[], T]) -> Future[T]:
+    def submit(self, func: Callable[[], T], read_only: bool = False) -> Future[T]:
+        """Queue ``func``; ``read_only`` when it changes nothing (a view): no new snapshot after it."""
         future: Future[T] = Future()
-        self._queue.put((func, future))
+        self._queue.put((func, future, read_only))
         self.wake()
         return future
 
@@ -45,7 +46,7 @@ class CommandQueue:
         """Run what is queued, on the calling (supervisor) thread; errors go back to the caller."""
         while True:
             try:
-                func, future = self._queue.get_nowait()
+                func, future, read_only = self._queue.get_nowait()
             except queue.Empty:
                 return
             if not future.set_running_or_notify_cancel():
@@ -56,5 +57,5 @@ class CommandQueue:
                 future.set_exception(exc)
             else:
                 future.set_result(result)
-            if on_each is not None:
+            if on_each is not None and not read_only:
                 on_each()

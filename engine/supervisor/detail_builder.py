@@ -7,6 +7,7 @@ so they show even while a plain handler blocks the worker's loop (and its heartb
 
 from __future__ import annotations
 
+import math
 import time
 
 from ..details import HeldMessage, RouteDetail, WorkerDetail
@@ -37,13 +38,17 @@ def held_messages(slot: Slot) -> tuple[HeldMessage, ...]:
     if not isinstance(process, ChildProcess) or process.in_hand is None:
         return ()
     now = time.monotonic()  # the clock the worker stamped them with
-    return tuple(
-        HeldMessage(hand.topic, max(0.0, now - hand.started) if hand.started else None, hand.qos)
-        for hand in process.in_hand.read()
-    )
+    return tuple(HeldMessage(hand.topic, _age(hand.started, now), hand.qos) for hand in process.in_hand.read())
 
 
-def route_detail(info: RouteInfo, history: RouteHistory | None, pools: list[Pool], now: float) -> RouteDetail:
+def _age(started: float, now: float) -> float | None:
+    # Written by the worker into shared memory: anything but a time of this clock is not one.
+    return now - started if math.isfinite(started) and 0.0 < started <= now else None
+
+
+def route_detail(
+    info: RouteInfo, history: RouteHistory | None, causes: dict[str, int], pools: list[Pool], now: float
+) -> RouteDetail:
     pool_key = info.topic if info.shared else None
     workers = tuple(
         worker_info(pool, slot, now)
@@ -51,13 +56,15 @@ def route_detail(info: RouteInfo, history: RouteHistory | None, pools: list[Pool
         if (pool.route is not None and pool.key == pool_key) or (pool_key is None and pool.is_main)
         for slot in pool.slots
     )
+    failure_counts = tuple(sorted(causes.items()))
     if history is None:
-        return RouteDetail(info, workers=workers)
+        return RouteDetail(info, workers=workers, failure_counts=failure_counts)
     return RouteDetail(
         info=info,
-        timings_minute=history.minute(time.time()),
+        timings_minute=history.minute(now),
         timings_total=history.total(),
         throughput=tuple(history.throughput),
         failures=history.failure_groups(),
         workers=workers,
+        failure_counts=failure_counts,
     )

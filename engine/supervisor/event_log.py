@@ -45,6 +45,10 @@ class EventLog:
         if target.isEnabledFor(level):
             target.log(level, "%s", message, extra={"slot": slot, "event": kind, "origin": logger, **fields})
 
+    @property
+    def last_seq(self) -> int:
+        return self._seq
+
     def journal(self, slot: str) -> tuple[tuple[EngineEvent, ...], tuple[EngineEvent, ...]]:
         """The slot's own (log lines, lifecycle events), across its restarts (see journal.py)."""
         with self._lock:

@@ -78,12 +78,17 @@ class BusyMeter:
         self._marks.clear()
 
 
+MAX_CAUSES = 100  # failure causes counted apart per route
+OTHER_CAUSE = "other"
+
+
 class RouteTotals:
     """Handled and failed per route pattern, cumulative: they outlive worker restarts."""
 
     def __init__(self) -> None:
         self._totals: dict[str, tuple[int, int]] = {}
         self._dead_letters: dict[str, int] = {}
+        self._causes: dict[str, dict[str, int]] = {}  # route -> failure cause -> count
 
     def add(self, before: Heartbeat | None, after: Heartbeat) -> None:
         """Count what a worker handled between two of its heartbeats."""
@@ -97,6 +102,17 @@ class RouteTotals:
         """A message of ``topic``'s route killed its worker: a failure no heartbeat will report."""
         handled, failed = self._totals.get(topic, (0, 0))
         self._totals[topic] = (handled, failed + 1)
+
+    def add_cause(self, topic: str, cause: str, count: int) -> None:
+        """Failures by cause, for a counter that only goes up: past MAX_CAUSES causes of a
+        route, new ones count as "other" (a hostile worker could name a new one every time)."""
+        causes = self._causes.setdefault(topic, {})
+        if cause not in causes and len(causes) >= MAX_CAUSES:
+            cause = OTHER_CAUSE
+        causes[cause] = causes.get(cause, 0) + count
+
+    def causes(self, topic: str) -> dict[str, int]:
+        return dict(self._causes.get(topic, {}))
 
     def add_dead_letter(self, topic: str) -> None:
         self._dead_letters[topic] = self._dead_letters.get(topic, 0) + 1
@@ -121,6 +137,7 @@ class LineBudget:
         self._tokens = burst
         self._at: float | None = None
         self.dropped = 0  # cut since the last report
+        self.reported_at: float | None = None
 
     def take(self, lines: int, now: float) -> int:
         """How many of ``lines`` may go through now; the rest are counted in ``dropped``."""

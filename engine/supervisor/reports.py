@@ -48,36 +48,42 @@ class Reports:
             budget.dropped += len(lines) - len(kept)
         else:
             kept = lines[: budget.take(len(lines), now)]
-        if budget.dropped and (last_words or len(kept) == len(lines)):
+        # Reported once the flood has passed, at its end, or once a second while it lasts.
+        due = budget.reported_at is None or now - budget.reported_at >= 1.0
+        if budget.dropped and (last_words or len(kept) == len(lines) or due):
+            budget.reported_at = now
             self.events.emit("log", f"{budget.dropped} lines of output dropped (written faster than "
                              f"{budget.rate:g} lines/s)", slot.key, logging.WARNING)
             budget.dropped = 0
         for line in kept:
             self.events.emit("log", line, slot.key, logging.WARNING, logger="routemq.worker.output")
 
-    def counted(self, pool: Pool, slot: Slot, before: Heartbeat | None, after: Heartbeat) -> None:
+    def counted(self, pool: Pool, slot: Slot, before: Heartbeat | None, after: Heartbeat, now: float) -> None:
+        """A heartbeat's counts, times and failures; ``now`` is the supervisor's clock (monotonic)."""
         self.totals.add(before, after)
         if after.timings or after.failures:
-            self._timed_and_failed(pool, slot, after)
+            self._timed_and_failed(pool, slot, after, now)
 
-    def _timed_and_failed(self, pool: Pool, slot: Slot, beat: Heartbeat) -> None:
+    def _timed_and_failed(self, pool: Pool, slot: Slot, beat: Heartbeat, now: float) -> None:
         """Handler times and failures, for the routes the slot's pool serves only: a worker
         naming other routes is not believed (nor kept in memory)."""
         served = {pool.route.topic} if pool.route is not None else {r.topic for r in self.router.unshared_routes}
-        now = time.time()
         for times in beat.timings:
             if times.route in served:
                 self.histories.of(times.route).add_times(times, now)
+        received = time.time()  # shown as the example's time: ours, not what the worker says
         for failure in beat.failures:
             if failure.route not in served:
                 continue
-            self.histories.of(failure.route).failed(failure.exception, failure.count, example_of(failure, slot.key))
+            self.totals.add_cause(failure.route, failure.exception, failure.count)
+            example = example_of(failure, slot.key, received)
+            self.histories.of(failure.route).failed(failure.exception, failure.count, example)
             more = f" ({failure.count - 1} more like it since the last report)" if failure.count > 1 else ""
             self.events.emit(
                 "failure",
                 f"handler {failure.handler} failed on topic {failure.topic[:200]!r}: {failure.exception}: "
                 f"{failure.message}{more}\n{failure.traceback}",
-                slot.key, logging.ERROR, exception=failure.exception, topic=failure.topic, traceback=failure.traceback,
+                slot.key, logging.ERROR, exception=failure.exception, topic=failure.topic,
             )
 
     def died_holding(self, pool: Pool, slot: Slot, in_hand: list[InHand]) -> bool:
@@ -89,6 +95,7 @@ class Reports:
             route = found[0].topic if found is not None else (pool.route.topic if pool.route else None)
             if route is not None:
                 self.totals.add_failure(route)
+                self.totals.add_cause(route, cause, 1)
                 example = FailureExample(time.time(), slot.key, hand.topic, hand.payload, hand.key.payload_length,
                                          slot.last_words or "(the worker wrote nothing before it died)")
                 self.histories.of(route).failed(cause, 1, example)

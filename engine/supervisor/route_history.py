@@ -59,7 +59,8 @@ class RouteHistory:
         self._total.add(times)
 
     def minute(self, now: float) -> Timings:
-        """Handler times over the last minute before ``now`` (wall clock)."""
+        """Handler times over the last minute before ``now`` (the supervisor's monotonic clock,
+        as add_times was given: a step of the wall clock must not empty or freeze the minute)."""
         cached = self._minute
         if cached is not None and cached[0] == int(now) and cached[1] == self._version:
             return cached[2]
@@ -89,8 +90,9 @@ class RouteHistory:
         return tuple(FailureGroup(cause, count, example) for cause, (count, example) in groups)
 
 
-def example_of(report: HandlerFailure, slot: str) -> FailureExample:
-    return FailureExample(report.time, slot, report.topic, report.payload, report.payload_size, report.traceback)
+def example_of(report: HandlerFailure, slot: str, received: float) -> FailureExample:
+    """The report's latest failure, timed when the manager ``received`` it (wall clock)."""
+    return FailureExample(received, slot, report.topic, report.payload, report.payload_size, report.traceback)
 
 
 class RouteHistories:

@@ -86,7 +86,8 @@ class Slot:
         self.restart_at: float | None = None
         self.rates = RateMeter()
         self.busy = BusyMeter()
-        self.last_words = ""  # what the last process wrote to its descriptors just before it died
+        self.last_words = ""  # what the last process logged and wrote to its descriptors just before it died
+        self.counted_before: tuple[int, int, int] = (0, 0, 0)  # received, handled, failed by past processes
         self.output_budget = LineBudget()
         # CPU % and RSS once a sample while a process fills the slot, across its processes.
         self.cpu_history: deque[float] = deque(maxlen=HISTORY_SECONDS)
@@ -224,22 +225,27 @@ class Slot:
 
     # --- its exit --------------------------------------------------------------------------------
 
-    def reaped(self, exitcode: int, last_output: str = "", in_hand: list[InHand] | None = None) -> None:
+    def reaped(
+        self, exitcode: int, last_output: str = "", in_hand: list[InHand] | None = None, last_logged: str = ""
+    ) -> None:
         """The process has exited with ``exitcode`` and is reaped, holding ``in_hand`` (the
-        messages its handlers had started on), its ``last_output`` the last words it wrote to
-        its descriptors (already in the log): decide what comes next."""
+        messages its handlers had started on); its last words (already in the log) are
+        ``last_logged``, its last lines of log and output in order, or failing that
+        ``last_output``, the end of what it wrote to its descriptors: decide what comes next."""
         now = self.host.now()
         uptime = now - self.spawned_at
+        pid = self.pid
         self.process = None
         self.cpu = self.rss = None
         self.rates.reset()
         self.busy.reset()
+        self._carry_counts()
         self.exitcode = exitcode
-        self.last_words = last_output
+        self.last_words = last_logged or last_output
         described = describe_exit(exitcode) or "?"
         cause = self.killed_for or (self.fatal.reason if self.fatal else None)
-        if cause is None and last_output:
-            cause = last_output.splitlines()[-1][:300]
+        if cause is None and self.last_words:
+            cause = self.last_words.splitlines()[-1][:300]
         if self.killed_for is not None and exitcode == -signal.SIGKILL:
             # Our own SIGKILL: say so, rather than let "likely OOM" send the operator astray.
             self.last_exit = f"killed: {self.killed_for}"
@@ -252,12 +258,30 @@ class Slot:
         elif self.state is State.STOPPING:
             self._stopped()
         elif self.state is State.RESTARTING and not self.host.closing:
+            self.host.event("exited", f"worker {self.key} (pid {pid}) exited {self.last_exit} to be restarted",
+                            self.key)
             self.spawn(restarted=True)  # the new process takes over at once
         elif self.state is State.RESTARTING:
             self._set(State.EXITED)
             self.host.event("stopped", f"worker {self.key} stopped ({self.last_exit})", self.key)
         else:
             self._died(now, uptime, in_hand or [])
+
+    def _carry_counts(self) -> None:
+        """A process's counts stay the slot's: its rows add up across restarts."""
+        beat = self.beat
+        if beat is not None:
+            received, handled, failed = self.counted_before
+            self.counted_before = (received + beat.received, handled + beat.handled, failed + beat.failed)
+            self.beat = None  # counted: never twice
+
+    def counts(self) -> tuple[int, int, int]:
+        """(received, handled, failed) by every process the slot has had."""
+        received, handled, failed = self.counted_before
+        beat = self.beat
+        if beat is None:
+            return received, handled, failed
+        return received + beat.received, handled + beat.handled, failed + beat.failed
 
     def _stopped(self) -> None:
         if self.retiring:
@@ -268,12 +292,18 @@ class Slot:
             self.host.event("stopped", f"worker {self.key} stopped ({self.last_exit})", self.key)
 
     def _died(self, now: float, uptime: float, in_hand: list[InHand]) -> None:
+        if self.killed_for == BY_OPERATOR:
+            # A restart the hard way, not a death of the code's: no backoff, not counted towards
+            # crash-loop, and the messages in hand come back from the session, not as failures.
+            self._set(State.BACKOFF)
+            self.restart_at = now
+            self.detail = "restarting"
+            self.host.event("exited", f"worker {self.key} was killed by the operator; restarting it now", self.key)
+            return
         if in_hand and self.host.died_holding(self, in_hand):
             # The message that kept killing it is set aside now: not a reason to give up on it.
             self.policy.reset()
-        # The operator's kill is a restart the hard way, not a death of the code's: no backoff,
-        # and it does not count towards crash-loop.
-        delay = 0.0 if self.killed_for == BY_OPERATOR else self.policy.on_death(now, uptime)
+        delay = self.policy.on_death(now, uptime)
         if delay is None:
             self._set(State.CRASH_LOOP)
             deaths = f"died {len(self.policy.deaths)} times within {self.policy.window:g} s"

@@ -5,7 +5,6 @@ A plain function of the pools: it reads slots and never changes them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -35,7 +34,6 @@ def build_snapshot(
     now: float,
 ) -> ManagerSnapshot:
     pools = list(pools)
-    wall = time.time()
     route_rates: dict[str, float] = {}
     for pool in pools:
         for slot in pool.slots:
@@ -58,7 +56,7 @@ def build_snapshot(
                           handled, failed, totals.dead_letters(route.topic), utilization,
                           scaler.limits.low if scaler else None, scaler.limits.high if scaler else None,
                           scaler.held_at if scaler else None,
-                          history.minute(wall).quantile(0.99) if history is not None else None, serving)
+                          history.minute(now).quantile(0.99) if history is not None else None, serving)
             )
     all_slots = [slot for pool in pools for slot in pool.slots]
     return ManagerSnapshot(
@@ -78,6 +76,7 @@ def build_snapshot(
 def worker_info(pool: Pool, slot: Slot, now: float) -> WorkerInfo:
     beat = slot.beat
     alive = slot.process is not None
+    received, handled, failed = slot.counts()
     return WorkerInfo(
         slot=slot.key,
         route=pool.key if pool.route is not None else MAIN_ROUTE_LABEL,
@@ -89,9 +88,9 @@ def worker_info(pool: Pool, slot: Slot, now: float) -> WorkerInfo:
         detail=slot.detail,
         cpu_percent=slot.cpu,
         rss_bytes=slot.rss,
-        received=beat.received if beat else 0,
-        handled=beat.handled if beat else 0,
-        failed=beat.failed if beat else 0,
+        received=received,
+        handled=handled,
+        failed=failed,
         in_flight=beat.in_flight if beat else 0,
         messages_per_second=slot.rates.rate,
         last_message_age=slot.last_message_age(),

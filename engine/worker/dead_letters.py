@@ -43,7 +43,8 @@ class DeadLetters:
         destination = self.template.format(group=self.group, route=route_slug(route.topic))
         client.publish(destination, json.dumps(self.envelope(route, topic, payload, qos, quarantined)), qos=1)
         self.reported.append(DeadLettered(route.topic, key))
-        log.warning(
+        # The manager reports it (a "dead-letter" event); this line, with the destination, is for debugging.
+        log.debug(
             "a message on %r killed this slot's worker %d times (last exit %s): published to %s, not handled",
             topic[:200], quarantined.deaths, quarantined.last_exit, destination,
         )

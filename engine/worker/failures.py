@@ -12,7 +12,11 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from ..protocol import MAX_FAILURES, MAX_LOG_LINE, MAX_TOPIC, PAYLOAD_PREVIEW, HandlerFailure
+from ..protocol import MAX_FAILURES, MAX_LOG_BYTES, MAX_LOG_LINE, MAX_TOPIC, PAYLOAD_PREVIEW, HandlerFailure
+
+# The tracebacks one heartbeat carries, in UTF-8 (JSON keeps non-ASCII as is): with the log
+# lines' own budget, a heartbeat stays well under MAX_FRAME.
+MAX_TRACEBACK_BYTES = MAX_LOG_BYTES
 
 
 @dataclass
@@ -47,17 +51,24 @@ class FailureLog:
                                     bytes(payload[:PAYLOAD_PREVIEW]), len(payload))
 
     def take(self) -> tuple[HandlerFailure, ...]:
-        """The groups since the last call, each with its latest failure; then forget them."""
+        """The groups since the last call, each with its latest failure; then forget them. Their
+        tracebacks share MAX_TRACEBACK_BYTES, so that the heartbeat stays within a frame."""
         if not self._groups:
             return ()
         groups, self._groups = self._groups, {}
-        return tuple(
-            HandlerFailure(
+        budget = MAX_TRACEBACK_BYTES
+        taken = []
+        for (route, _), g in groups.items():
+            text = _traceback(g.error)
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if size > budget:
+                text, size = f"(traceback not sent: {size} bytes past this second's budget of tracebacks)", 0
+            budget -= size
+            taken.append(HandlerFailure(
                 route, g.handler, exception_name(g.error), str(g.error)[:500], g.count, g.time, g.topic, g.payload,
-                g.payload_size, _traceback(g.error),
-            )
-            for (route, _), g in groups.items()
-        )
+                g.payload_size, text,
+            ))
+        return tuple(taken)
 
 
 def _traceback(error: BaseException) -> str:

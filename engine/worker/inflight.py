@@ -34,6 +34,7 @@ from .failures import FailureLog
 
 log = logging.getLogger("routemq.worker")
 
+BATCH_SECONDS = 0.1  # longest run of inline handlers before the event loop gets a turn
 _JSON_START = frozenset(b'{["-0123456789tfn \t\r\n')
 
 
@@ -133,8 +134,16 @@ class InFlight:
     def _take_inbox(self) -> None:
         self._inbox_scheduled = False
         inbox = self._inbox
+        until = time.monotonic() + BATCH_SECONDS
         while inbox:
             self._handle(inbox.popleft())
+            if inbox and time.monotonic() > until:
+                # Plain handlers run inline: a batch of slow ones would hold up the heartbeats
+                # (the manager would see no progress, then a jump) and the keepalive pings. The
+                # rest of the batch goes on after the loop's turn.
+                self._inbox_scheduled = True
+                self._loop.call_soon(self._take_inbox)  # type: ignore[union-attr]
+                return
 
     def _handle(self, message: mqtt.MQTTMessage) -> None:
         self.last_message_at = time.time()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from engine.protocol import MAX_FAILURES, MAX_LOG_LINE, MAX_TOPIC, PAYLOAD_PREVIEW
-from engine.worker.failures import FailureLog, exception_name
+from engine.worker.failures import MAX_TRACEBACK_BYTES, FailureLog, exception_name
 
 
 class SensorError(Exception):
@@ -144,3 +144,28 @@ def test_a_huge_traceback_keeps_its_end_and_says_what_was_cut():
     assert len(text) == len(marker) + 1 + MAX_LOG_LINE
     cut = int(marker[1:].split(" ")[0])
     assert cut > MAX_LOG_LINE  # the KeyError's message, mostly
+
+
+def test_the_tracebacks_of_one_heartbeat_share_a_byte_budget():
+    log = FailureLog()
+
+    def deep(n: int) -> None:
+        if n:
+            deep(n - 1)
+        raise ValueError("é" * 8000)  # two bytes a character in the heartbeat's UTF-8
+
+    kinds = [type(f"Error{i}", (ValueError,), {}) for i in range(MAX_FAILURES)]
+    for kind in kinds:
+        try:
+            try:
+                deep(30)
+            except ValueError as inner:
+                raise kind("wrapped") from inner
+        except ValueError as error:
+            fail(log, "r", error)
+    taken = log.take()
+    assert len(taken) == MAX_FAILURES
+    sent = sum(len(f.traceback.encode()) for f in taken)
+    assert sent <= MAX_TRACEBACK_BYTES + 200 * MAX_FAILURES  # the notes that replace what did not fit
+    assert any(f.traceback.startswith("(traceback not sent:") for f in taken)
+    assert taken[0].traceback.startswith("Traceback") or "characters of the start cut" in taken[0].traceback

@@ -11,7 +11,7 @@ import pytest
 from engine.details import LIFECYCLE_KEPT, LOG_LINES_KEPT
 from engine.snapshot import EngineEvent
 from engine.supervisor.event_log import EventLog
-from engine.supervisor.journal import SLOTS_KEPT, SlotJournal
+from engine.supervisor.journal import LOG_CHARACTERS_KEPT, SLOTS_KEPT, SlotJournal
 
 _seq = itertools.count(1)
 
@@ -119,8 +119,8 @@ def test_emit_puts_a_failures_fields_on_the_event_and_the_log_record(caplog: pyt
     events = EventLog()
     with caplog.at_level(logging.ERROR):
         events.emit(
-            "failure", "ValueError in app.handle", slot="jobs#0", level=logging.ERROR,
-            exception="ValueError", topic="jobs/7", traceback="Traceback ...\nValueError: bad",
+            "failure", "ValueError in app.handle\nTraceback ...\nValueError: bad", slot="jobs#0", level=logging.ERROR,
+            exception="ValueError", topic="jobs/7",
         )
     (failure,) = events.since(0)
     assert failure.kind == "failure" and failure.slot == "jobs#0" and failure.level == logging.ERROR
@@ -134,3 +134,14 @@ def test_emit_puts_a_failures_fields_on_the_event_and_the_log_record(caplog: pyt
     events.emit("started", "started (pid 2)", slot="jobs#0")
     plain = events.since(failure.seq)[0]
     assert (plain.exception, plain.topic, plain.traceback) == (None, None, None)
+
+
+def test_a_slots_log_is_bounded_in_characters_too():
+    journal = SlotJournal()
+    big = "x" * 100_000
+    for _ in range(20):
+        journal.add(event("failure", "jobs#0", big))
+    journal.add(event("log", "jobs#0", "the latest"))
+    logs, _ = journal.of("jobs#0")
+    assert sum(len(e.message) for e in logs) <= LOG_CHARACTERS_KEPT
+    assert logs[-1].message == "the latest" and len(logs) < 21

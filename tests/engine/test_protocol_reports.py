@@ -163,6 +163,13 @@ HOSTILE = {
     "failure size a string": set_failure(8, "13"),
     "failure size negative": set_failure(8, -13),
     "failure traceback a number": set_failure(9, 0),
+    # Numbers past any honest count would overflow the floats they become (rates, quantiles).
+    "bucket count astronomical": set_timing(1, [[3, 10**400]]),
+    "failure count astronomical": set_failure(4, 10**400),
+    "failure count negative": set_failure(4, -5),
+    "failure size astronomical": set_failure(8, 2**60),
+    "failure time astronomical": set_failure(5, 1e300),
+    "sum astronomical": set_timing(2, 1e300),
 }
 
 
@@ -177,7 +184,7 @@ def test_the_good_frame_the_hostile_ones_start_from_is_accepted():
 
 
 def test_a_failures_count_is_at_least_one():
-    beat = decode(with_changes(set_failure(4, -5)))
+    beat = decode(with_changes(set_failure(4, 0)))
     assert isinstance(beat, Heartbeat) and beat.failures[0].count == 1
 
 

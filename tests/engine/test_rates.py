@@ -7,7 +7,7 @@ counts of none or of two heartbeats in a window and swing between 0 and double.
 from __future__ import annotations
 
 from engine.protocol import Heartbeat
-from engine.supervisor.rates import RATE_WINDOW_MIN, LineBudget, RateMeter
+from engine.supervisor.rates import MAX_CAUSES, OTHER_CAUSE, RATE_WINDOW_MIN, LineBudget, RateMeter, RouteTotals
 
 
 def heartbeat(slot: RateMeter, at: float, handled: int, failed: int = 0, route: str = "jobs/{name}") -> None:
@@ -55,3 +55,13 @@ def test_the_line_budget_lets_a_burst_through_then_its_rate_and_counts_the_rest(
     assert budget.take(50, now=1.0) == 10 and budget.dropped == 90
     assert budget.take(5, now=100.0) == 5, "refilled, never above the burst"
     assert budget.take(1000, now=100.0) == 95
+
+
+def test_failure_causes_only_go_up_and_past_the_cap_count_as_other():
+    totals = RouteTotals()
+    for n in range(MAX_CAUSES + 5):
+        totals.add_cause("r", f"Error{n}", 2)
+    totals.add_cause("r", "Error0", 1)
+    causes = totals.causes("r")
+    assert len(causes) == MAX_CAUSES + 1 and causes[OTHER_CAUSE] == 10 and causes["Error0"] == 3
+    assert totals.causes("elsewhere") == {}

@@ -118,11 +118,11 @@ def test_beyond_max_groups_the_least_recently_seen_goes():
     assert next(g for g in history.failure_groups() if g.exception == "Error0").count == 2
 
 
-def test_example_of_a_report():
+def test_an_example_is_timed_when_received_not_when_the_worker_says():
     report = HandlerFailure(
-        "jobs/{name}", "app.jobs.handle", "ValueError", "bad", 4, T0, "jobs/x", b"\x00\xff", 5000, "Traceback ...",
+        "jobs/{name}", "app.jobs.handle", "ValueError", "bad", 4, 1e17, "jobs/x", b"\x00\xff", 5000, "Traceback ...",
     )
-    assert example_of(report, "jobs/{name}#2") == FailureExample(
+    assert example_of(report, "jobs/{name}#2", T0) == FailureExample(
         T0, "jobs/{name}#2", "jobs/x", b"\x00\xff", 5000, "Traceback ..."
     )
 

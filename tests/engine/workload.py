@@ -2,17 +2,18 @@
 module, so that worker processes can import them.
 
 Payload keys: ``id`` (recorded), ``out`` (file the record is appended to), and optional
-behaviours: ``started`` a path prefix: ``<prefix>.<id>`` is written when handling begins;
-``sleep`` seconds; ``hold`` a marker path: the first delivery writes it and then
-blocks forever (a worker killed there must get the message again); ``crash`` exits the process
-at once; ``raise`` raises; ``grow_mb`` allocates and keeps memory; ``burn`` spends that many
-seconds of CPU time (process time, so the work per message is the same however many workers
-share the cores).
+behaviours: ``say`` a line logged (at ERROR) first; ``started`` a path prefix:
+``<prefix>.<id>`` is written when handling begins; ``sleep`` seconds; ``hold`` a marker path:
+the first delivery writes it and then blocks forever (a worker killed there must get the
+message again); ``crash`` exits the process at once; ``raise`` raises; ``grow_mb`` allocates and
+keeps memory; ``burn`` spends that many seconds of CPU time (process time, so the work per
+message is the same however many workers share the cores).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from typing import Any
@@ -23,6 +24,8 @@ _kept: list[bytes] = []
 def _behave(payload: Any) -> None:
     if not isinstance(payload, dict):
         return
+    if payload.get("say"):
+        logging.getLogger("workload").error("%s", payload["say"])
     if payload.get("crash"):
         os._exit(13)
     if payload.get("raise"):
