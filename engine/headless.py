@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from .router import Router
 from .snapshot import EngineEvent, ManagerSnapshot, SlotState
+from .text import printable
 from .worker_manager import WorkerManager
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGTTIN, signal.SIGTTOU, signal.SIGHUP)
@@ -69,8 +70,9 @@ class HeadlessRunner:
             }
             line = json.dumps(record, default=str)
         else:
-            slot = f" [{fields['slot']}]" if fields.get("slot") else ""
-            line = f"{now:%Y-%m-%dT%H:%M:%SZ} {logging.getLevelName(level):<7}{slot} {message}"
+            # A terminal would act on an escape sequence in a worker's text (JSON escapes its own).
+            slot = f" [{printable(fields['slot'])}]" if fields.get("slot") else ""
+            line = f"{now:%Y-%m-%dT%H:%M:%SZ} {logging.getLevelName(level):<7}{slot} {printable(message)}"
         print(line, file=self.out, flush=True)
 
     def _print_events(self) -> None:
