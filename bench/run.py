@@ -35,7 +35,9 @@ from bench.common import format_number  # noqa: E402
 
 BENCH = ROOT / "bench"
 PYTHON = sys.executable
-OURS = ("throughput", "scaling", "startup", "recovery", "latency", "memory", "snapshot_cost", "handler_timing", "autoscale")
+OURS = (
+    "throughput", "scaling", "startup", "recovery", "latency", "memory", "snapshot_cost", "handler_timing", "autoscale",
+)
 OPTIONAL = ("routing", "dashboard")  # other engineers' modules, run when present
 MODULE_TIMEOUT = 600
 # Every process a benchmark starts (workers, brokers, helpers) inherits this variable, which is

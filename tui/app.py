@@ -1,8 +1,10 @@
-"""DashboardApp: the dashboard over one engine: layout, keys, the refresh loop, engine calls.
+"""DashboardApp: the dashboard over one engine: layout, the refresh loop, keys, quitting.
 
 The app only reads the engine's snapshots and events and calls its methods (``EnginePort``).
 Reading is cheap but still happens in a thread, and every other engine call can take seconds,
-so all of them run in thread workers: the event loop never waits for the engine.
+so all of them run in thread workers (``EngineCalls``): the event loop never waits for the
+engine. What the keys do lives beside it (``pool_actions``, ``main_actions``); the app's action
+methods are one line each, because Textual looks for them on the app.
 """
 
 from __future__ import annotations
@@ -11,11 +13,9 @@ import asyncio
 import gc
 import logging
 import signal
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from textual import events
@@ -25,14 +25,15 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
-from textual.worker import Worker, WorkerFailed, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerFailed, WorkerState
 
-from engine.snapshot import EngineEvent, ManagerSnapshot, RouteInfo
+from engine.snapshot import EngineEvent, ManagerSnapshot
 
 from . import keys, log_bridge, main_actions
+from .engine_calls import QUIT_GROUP, EngineCalls
 from .engine_port import EnginePort
 from .palette import DashboardCommands
-from .screens.confirm import ConfirmScreen
+from .pool_actions import PoolActions
 from .screens.detail import DetailScreen
 from .screens.help import HelpRow, HelpScreen
 from .screens.route import RouteScreen
@@ -50,27 +51,12 @@ from .widgets.workers_table import WorkersTable
 
 DEFAULT_THEME = "textual-dark"
 HISTORY_SAMPLES = 300  # throughput samples kept: 5 minutes at the default refresh
-QUIT_GROUP = "quit"
 # Engine calls that change the pool; refused (and dimmed in the footer) once quitting.
 _POOL_ACTIONS = frozenset({"scale_up", "scale_down", "toggle_autoscale", "restart_dead", "stop_all", "start_all",
                            "restart_selected", "kill_selected", "scale_to"})
 # Keys about the main screen's tables and panel: off (and out of the footer) on the detail screens.
 _MAIN_SCREEN_ACTIONS = frozenset({"restart_selected", "kill_selected", "scale_to", "filter", "sort_biggest_first",
                                   "events_warnings", "events_worker"})
-
-
-class _Skipped:
-    """What an engine call returns when it never ran (superseded or quitting)."""
-
-
-SKIPPED = _Skipped()
-
-
-@dataclass
-class _PendingCall:
-    description: str
-    on_success: Callable[[Any], None] | None = None
-    scale: tuple[str, int] | None = None  # (route, target) of a scale call
 
 
 class DashboardApp(App[int]):
@@ -117,12 +103,10 @@ class DashboardApp(App[int]):
         self.refresh_timer: Timer | None = None
         self._last_seq = -1  # events_since() returns events after this sequence number
         self._refresh_lock = asyncio.Lock()
-        self._engine_lock = threading.Lock()  # one engine call at a time
-        self._pending: dict[Worker[Any], _PendingCall] = {}
-        self._scale_targets: dict[str, int] = {}  # route -> count asked for, not yet in a snapshot
-        self._autoscale_ranges: dict[str, tuple[int, int]] = {}  # route -> the last range seen on
+        self.calls = EngineCalls(self, on_quit_finished=self._finish_quit)
+        self.pool = PoolActions(self)
         self._engine_problem: str | None = None
-        self._last_table: KeyedTable[Any] | None = None
+        self.last_table: KeyedTable[Any] | None = None  # the dashboard table focused last, if any yet
         self._log_handler: log_bridge.PanelLogHandler | None = None
         self._toasts = ToastLimiter()  # a crash-looping worker does not bury the screen in toasts
         # The log panel shows what LOG_LEVEL asks for (the engine records DEBUG events too).
@@ -249,14 +233,11 @@ class DashboardApp(App[int]):
         self.throughput_history.append(snapshot.messages_per_second)
         if new_events:
             self._last_seq = new_events[-1].seq
-        self._forget_applied_scale_targets()
-        for route in snapshot.routes:
-            if route.autoscale_min is not None and route.autoscale_max is not None:
-                self._autoscale_ranges[route.topic] = (route.autoscale_min, route.autoscale_max)
+        self.pool.note_snapshot(snapshot)
         with self.batch_update():
-            self._show_header()
+            self.show_header()
             self.workers_table.show(snapshot.workers)
-            self._show_routes()
+            self.show_routes()
             self.throughput.show(self.throughput_history)
             # Not cut to the panel's size here: it bounds log lines and lifecycle events apart.
             self.log_panel.add_events([e for e in new_events if e.level >= self.log_level])
@@ -264,111 +245,43 @@ class DashboardApp(App[int]):
             self.notify(toast.message, title=toast.title, severity=toast.severity, timeout=toast.timeout,
                         markup=False)
 
-    def _show_header(self) -> None:
-        pending = list(dict.fromkeys(call.description for call in self._pending.values()))
+    def show_header(self) -> None:
+        """The last snapshot's totals, the engine calls in flight, and why the engine may be silent."""
+        pending = list(dict.fromkeys(self.calls.pending))
         self.header.show(self.snapshot, pending, self._engine_problem)
+
+    def show_routes(self) -> None:
+        """The routes of the last snapshot, with the scale requests not applied yet."""
+        if self.snapshot is not None:
+            self.routes_table.show(self.snapshot.routes, scale_targets=self.pool.scale_targets,
+                                   pools_started=self.snapshot.started)
 
     def _show_engine_problem(self, error: BaseException) -> None:
         problem = f"engine: {error}"
         if problem != self._engine_problem:  # log it once, not every second
             self.log_panel.add_line(time.time(), "error", None, f"cannot read the engine: {error!r}", logging.ERROR)
         self._engine_problem = problem
-        self._show_header()
+        self.show_header()
 
     def on_engine_log_record(self, record: log_bridge.EngineLogRecord) -> None:
         if record.level >= self.log_level:
             self.log_panel.add_line(record.created, "log", record.logger, record.message, record.level)
 
-    # --- engine calls ---------------------------------------------------------------------------
-
-    def _engine_call(
-        self,
-        group: str,
-        description: str,
-        call: Callable[[], Any],
-        *,
-        on_success: Callable[[Any], None] | None = None,
-        scale: tuple[str, int] | None = None,
-    ) -> Worker[Any]:
-        """Run a slow engine call in a thread worker.
-
-        Workers of one group are exclusive: a newer request (another `+`, `a` after `s`)
-        supersedes an older one that has not reached the engine yet. Calls reach the engine one
-        at a time, so they never overlap; once quitting, only the quit call still runs.
-        """
-
-        def run() -> Any:
-            with self._engine_lock:
-                if get_current_worker().is_cancelled or (self.quitting and group != QUIT_GROUP):
-                    return SKIPPED
-                return call()
-
-        worker = self.run_worker(
-            run, name=description, group=group, description=description,
-            exclusive=True, thread=True, exit_on_error=False,
-        )
-        self._pending[worker] = _PendingCall(description, on_success, scale)
-        self._show_header()
-        return worker
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        worker = event.worker
-        call = self._pending.get(worker)
-        if call is None or not worker.is_finished:
-            return
-        del self._pending[worker]
-        if worker.state is WorkerState.SUCCESS and worker.result is not SKIPPED and call.on_success:
-            call.on_success(worker.result)
-        elif worker.state is WorkerState.ERROR:
-            self.notify(f"{call.description}: {worker.error}", title="Engine call failed", severity="error",
-                        markup=False)
-            self.log_panel.add_line(time.time(), "error", None, f"{call.description} failed: {worker.error!r}",
-                                    logging.ERROR)
-        if worker.group == QUIT_GROUP:
-            self._finish_quit(worker)
-            return
-        self._show_header()
-
-    @property
-    def pending_calls(self) -> list[str]:
-        """Descriptions of the engine calls in flight (shown in the header)."""
-        return [call.description for call in self._pending.values()]
+        # Textual tells the app of its workers' state changes; the engine calls follow theirs.
+        self.calls.on_worker_state_changed(event)
 
     # --- choosing what to act on ----------------------------------------------------------------
 
     def on_descendant_focus(self, event: events.DescendantFocus) -> None:
-        if isinstance(event.widget, KeyedTable):
-            self._last_table = event.widget
+        # Only the dashboard's own tables: a detail screen's pool table (focus bubbles up to the
+        # app from every screen) must not become what +, - and A act on once the screen is gone.
+        if event.widget is self.workers_table or event.widget is self.routes_table:
+            self.last_table = event.widget
 
-    def _selected_table(self) -> KeyedTable[Any]:
-        return self._last_table or self.workers_table
-
-    def selected_route(self) -> RouteInfo | None:
-        """The shared route `+`/`-` act on, or None (after telling the user why)."""
-        if self.snapshot is None:
-            self.notify("No data from the engine yet.", severity="warning")
-            return None
-        routes = {route.topic: route for route in self.snapshot.routes}
-        table = self._last_table
-        route: RouteInfo | None = None
-        if table is self.routes_table and table.selected_key is not None:
-            route = routes.get(table.selected_key)
-        elif table is self.workers_table and (worker := self.workers_table.selected_item) is not None:
-            if worker.is_main:
-                self.notify("The main worker serves the non-shared routes and does not scale; "
-                            "select a worker of a shared route.", severity="warning", markup=False)
-                return None
-            route = routes.get(worker.route)
-        else:
-            route = next((r for r in self.snapshot.routes if r.shared), None)
-        if route is None:
-            self.notify("There is no shared route to scale.", severity="warning")
-            return None
-        if not route.shared:
-            self.notify(f"{route.topic} is not shared: the main worker serves it. Only shared routes scale.",
-                        severity="warning", markup=False)
-            return None
-        return route
+    def selected_table(self) -> KeyedTable[Any]:
+        """The table the sort, filter, R and K keys act on: the one focused last, else the workers table."""
+        return self.last_table or self.workers_table
 
     # --- actions --------------------------------------------------------------------------------
 
@@ -379,84 +292,25 @@ class DashboardApp(App[int]):
             return None  # shown dimmed in the footer, does nothing
         return True
 
+    # The keys that steer the pools (tui/pool_actions.py).
+
     def action_scale_up(self) -> None:
-        self._scale_selected(+1)
+        self.pool.scale_selected(+1)
 
     def action_scale_down(self) -> None:
-        self._scale_selected(-1)
-
-    def _scale_selected(self, delta: int) -> None:
-        route = self.selected_route()
-        if route is None:
-            return
-        # Count from the last request not yet applied, so that `+ + +` means three more.
-        current = self._scale_targets.get(route.topic, route.desired_workers)
-        target = max(keys.MIN_WORKERS, current + delta)
-        if target == current:
-            self.notify(f"{route.topic} is at the minimum of {keys.MIN_WORKERS} worker; "
-                        "press s to stop all workers.", severity="warning", markup=False)
-            return
-        self.scale_route_to(route, target)
-
-    def scale_route_to(self, route: RouteInfo, target: int) -> None:
-        """Ask the engine to resize the route's pool; the routes table shows it until applied."""
-        self._scale_targets[route.topic] = target
-        self._engine_call(
-            f"scale {route.topic}", f"scaling {route.topic} to {target}",
-            lambda: self.manager.scale_route(route.topic, target), scale=(route.topic, target),
-        )
-        self._show_routes()
+        self.pool.scale_selected(-1)
 
     def action_toggle_autoscale(self) -> None:
-        route = self.selected_route()
-        if route is None:
-            return
-        topic = route.topic
-        if route.autoscaled:
-            self._engine_call(f"autoscale {topic}", f"autoscale off for {topic}",
-                              lambda: self.manager.set_autoscale(topic, None))
-            return
-        # The range it had (from its code, --autoscale, or earlier), else one around its size.
-        low, high = self._autoscale_ranges.get(topic, (1, max(keys.AUTOSCALE_DEFAULT_MAX, 2 * route.desired_workers)))
-        self._engine_call(f"autoscale {topic}", f"autoscale {topic} {low}-{high}",
-                          lambda: self.manager.set_autoscale(topic, low, high))
-
-    def _forget_applied_scale_targets(self) -> None:
-        in_flight = {call.scale[0] for call in self._pending.values() if call.scale}
-        for topic in [topic for topic in self._scale_targets if topic not in in_flight]:
-            del self._scale_targets[topic]
-
-    def _show_routes(self) -> None:
-        """The routes of the last snapshot, with the scale requests not applied yet."""
-        if self.snapshot is not None:
-            self.routes_table.show(self.snapshot.routes, scale_targets=self._scale_targets,
-                                   pools_started=self.snapshot.started)
+        self.pool.toggle_autoscale()
 
     def action_restart_dead(self) -> None:
-        self._engine_call("restart", "restarting dead workers", self.manager.restart_dead_workers,
-                          on_success=self._restarted)
-
-    def _restarted(self, count: int) -> None:
-        if count:
-            self.notify(f"Restarting {count} worker{'s' if count != 1 else ''}.", title="Restart")
-        else:
-            self.notify("No worker was dead or crash-looping.", title="Restart")
+        self.pool.restart_dead()
 
     def action_stop_all(self) -> None:
-        live = self.snapshot.live_workers if self.snapshot else 0
-        timeout = self.manager.settings.graceful_timeout
-        message = (
-            f"{live} live worker{'s' if live != 1 else ''} will finish their in-flight messages "
-            f"(up to {timeout:g} s) and exit. They stay stopped until you press a."
-        )
-        self.push_screen(ConfirmScreen("Stop all workers?", message, "Stop"), self._stop_confirmed)
-
-    def _stop_confirmed(self, confirmed: bool | None) -> None:
-        if confirmed:
-            self._engine_call("lifecycle", "stopping all workers", self.manager.stop_workers)
+        self.pool.stop_all()
 
     def action_start_all(self) -> None:
-        self._engine_call("lifecycle", "starting workers", self.manager.start_workers)
+        self.pool.start_all()
 
     # The main screen's keys for the selected row and its views (tui/main_actions.py).
 
@@ -485,10 +339,10 @@ class DashboardApp(App[int]):
         main_actions.follow_cursor(self, event)
 
     def action_cycle_sort(self) -> None:
-        self._selected_table().cycle_sort()
+        self.selected_table().cycle_sort()
 
     def action_reverse_sort(self) -> None:
-        self._selected_table().reverse_sort()
+        self.selected_table().reverse_sort()
 
     def action_help(self) -> None:
         columns = [("Workers", self.workers_table.column_help()), ("Routes", self.routes_table.column_help())]
@@ -529,7 +383,7 @@ class DashboardApp(App[int]):
             await self.pop_screen()
         self.quit_banner.display = True
         self.refresh_bindings()
-        self._engine_call(QUIT_GROUP, "stopping workers", self.manager.close)
+        self.calls.run(QUIT_GROUP, "stopping workers", self.manager.close)
 
     def _finish_quit(self, worker: Worker[Any]) -> None:
         if worker.state is WorkerState.SUCCESS:

@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-ui",
         action="store_true",
-        help="run headless: event and status lines instead of the dashboard (implied when stdout is not a terminal)",
+        help="run headless: event and status lines instead of the dashboard (implied when stdout or stderr is "
+        "not a terminal)",
     )
     parser.add_argument(
         "--routers",
@@ -281,9 +282,29 @@ class _JsonFormatter(logging.Formatter):
         )
 
 
+def why_headless(args: argparse.Namespace) -> str | None:
+    """Why the dashboard cannot run although --no-ui was not given (one line to announce), or None.
+
+    stdout that is not a terminal (a pipe, a file, a service) has no screen. Nor has stderr that
+    is not one: Textual's driver draws on ``sys.__stderr__`` (textual/drivers/linux_driver.py,
+    ``self._file = sys.__stderr__``), so ``routemq-dash 2>/tmp/x`` would write the whole screen
+    into the file and leave the terminal blank. Either way the command runs headless, as with
+    --no-ui, and says why: its status lines go to stdout, its log records to stderr.
+    """
+    if args.no_ui:
+        return None
+    if not sys.stdout.isatty():
+        return "stdout is not a terminal: running without the dashboard (as with --no-ui)"
+    if not sys.stderr.isatty():
+        return ("stderr is not a terminal, and the dashboard draws on stderr: running without the dashboard "
+                "(as with --no-ui)")
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    headless = args.no_ui or not sys.stdout.isatty()
+    no_screen = why_headless(args)
+    headless = args.no_ui or no_screen is not None
     if headless:
         _log_to_stderr(args.log_format == "json")
     with contextlib.ExitStack() as cleanup:
@@ -294,8 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             manager = build_manager(args, choice.settings, choice.kind)
             cleanup.callback(manager.close)
             manager.announce(choice.note)
-            if headless and not args.no_ui:
-                manager.announce("stdout is not a terminal: running without the dashboard (as with --no-ui)")
+            if no_screen is not None:
+                manager.announce(no_screen)
             if args.metrics_port is not None:
                 from engine.metrics import MetricsServer
 

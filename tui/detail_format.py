@@ -7,24 +7,9 @@ from __future__ import annotations
 
 import time
 
+from engine.text import printable  # noqa: F401  (the one way handler text is made safe to show)
+
 from . import format as fmt
-
-_TAB = "    "
-
-
-def printable(text: str) -> str:
-    """``text`` with every unprintable character but the newline escaped (``\\x1b``, ``\\u202e``), a
-    tab as spaces.
-
-    Log lines, tracebacks and a dying worker's last words come from handler code: an escape
-    sequence among them must show as text, never reach the terminal.
-    """
-    if text.isprintable():
-        return text
-    return "".join(
-        c if c == "\n" or c.isprintable() else _TAB if c == "\t" else c.encode("unicode_escape").decode("ascii")
-        for c in text
-    )
 
 
 def handler_time(seconds: float | None) -> str:

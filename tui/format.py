@@ -101,3 +101,8 @@ def autoscale_mode(autoscale_min: int | None, autoscale_max: int | None, held_at
 def clock(wall_time: float) -> str:
     """``HH:MM:SS`` in UTC: the same text on every machine, whatever its time zone."""
     return time.strftime("%H:%M:%S", time.gmtime(wall_time))
+
+
+def short_clock(wall_time: float) -> str:
+    """``HH:MM`` in UTC, where the width is short (the compact events panel)."""
+    return time.strftime("%H:%M", time.gmtime(wall_time))

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def selected_worker(app: DashboardApp) -> WorkerInfo | None:
     """The worker R and K act on: the workers table's cursor row (after telling the user if none)."""
-    if app._selected_table() is not app.workers_table:
+    if app.selected_table() is not app.workers_table:
         app.notify("R and K act on one worker: select it in the workers table first.", severity="warning")
         return None
     worker = app.workers_table.selected_item
@@ -43,26 +43,26 @@ def kill_selected(app: DashboardApp) -> None:
 
 def scale_selected_to(app: DashboardApp) -> None:
     """Ask for the selected shared route's size, then scale it there."""
-    route = app.selected_route()
+    route = app.pool.selected_route()
     if route is None:
         return
-    current = app._scale_targets.get(route.topic, route.desired_workers)
+    current = app.pool.target_of(route)
 
     def answered(count: int | None) -> None:
         if count is not None and count != current:
-            app.scale_route_to(route, count)
+            app.pool.scale_route_to(route, count)
 
     app.push_screen(ScaleScreen(route.topic, current), answered)
 
 
 def open_filter(app: DashboardApp) -> None:
-    app.filter_bar.open(app._selected_table())
+    app.filter_bar.open(app.selected_table())
 
 
 def sort_biggest_first(app: DashboardApp, column: str) -> None:
     """Sort the selected table by ``column``, biggest first (again: the other way); the workers
     table when the selected one has no such column (the routes table has no cpu)."""
-    table: KeyedTable[Any] = app._selected_table()
+    table: KeyedTable[Any] = app.selected_table()
     if column not in {spec.key for spec in table.specs}:
         table = app.workers_table
     table.sort_biggest_first(column)

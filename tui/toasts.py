@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from engine.snapshot import EngineEvent
+from engine.text import printable
 
 Severity = Literal["information", "warning", "error"]
 
@@ -81,7 +82,9 @@ def toasts_for(events: Iterable[EngineEvent]) -> list[Toast]:
             message = f"{len(group)} workers: {slots}" if slots else f"{len(group)} events"
             toasts.append(Toast(f"{style.title} ({len(group)})", message, style.severity, style.timeout))
         else:
-            toasts.extend(Toast(style.title, event.message, _severity(event, style), style.timeout) for event in group)
+            toasts.extend(
+                Toast(style.title, printable(event.message), _severity(event, style), style.timeout) for event in group
+            )
     return toasts
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def restart_worker(app: DashboardApp, worker: WorkerInfo) -> None:
     """Restart it gracefully: it finishes what it holds, and a new process takes its place."""
     slot = worker.slot
-    app._engine_call(f"worker {slot}", f"restarting {slot}", lambda: app.manager.restart_worker(slot))
+    app.calls.run(f"worker {slot}", f"restarting {slot}", lambda: app.manager.restart_worker(slot))
 
 
 def kill_worker(app: DashboardApp, worker: WorkerInfo) -> None:
@@ -35,6 +35,6 @@ def kill_worker(app: DashboardApp, worker: WorkerInfo) -> None:
 
     def confirmed(yes: bool | None) -> None:
         if yes:
-            app._engine_call(f"worker {slot}", f"killing {slot}", lambda: app.manager.kill_worker(slot))
+            app.calls.run(f"worker {slot}", f"killing {slot}", lambda: app.manager.kill_worker(slot))
 
     app.push_screen(ConfirmScreen(f"Kill worker {slot}?", message, "Kill"), confirmed)

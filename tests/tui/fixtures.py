@@ -145,6 +145,19 @@ def failing_snapshot() -> ManagerSnapshot:
     return _totals(workers, routes)
 
 
+BROKER_DOWN = "broker 127.0.0.1:1883 unreachable: connection refused; reconnecting"
+
+
+def broker_down_snapshot() -> ManagerSnapshot:
+    """The healthy pool a minute after the broker died: every process lives and reconnects, none serves."""
+    healthy = healthy_snapshot()
+    workers = tuple(dataclasses.replace(w, connected=False, detail=BROKER_DOWN, messages_per_second=0.0,
+                                        last_message_age=61.0, heartbeat_age=0.6) for w in healthy.workers)
+    routes = tuple(dataclasses.replace(r, messages_per_second=0.0) for r in healthy.routes)
+    return _totals(workers, routes, broker=BrokerInfo("127.0.0.1:1883", "unreachable", "connection refused",
+                                                      kind="private mosquitto"))
+
+
 def no_shared_snapshot() -> ManagerSnapshot:
     """Only non-shared routes: one main worker, nothing to scale."""
     routes = (
@@ -575,6 +588,9 @@ SCENES = {
         Scene("stop_confirmation", lambda: with_throughput(healthy_snapshot()), healthy_events, press=("s",)),
         Scene("help", lambda: with_throughput(healthy_snapshot()), healthy_events, press=("question_mark",)),
         Scene("diagnosis", lambda: with_throughput(diagnosis_snapshot()), diagnosis_events, quiet=True),
+        # The broker died: every worker lives but none serves; at 80 columns the state says so.
+        Scene("broker_down", lambda: [*with_throughput(healthy_snapshot()), broker_down_snapshot()],
+              healthy_events, quiet=True),
         # `/` then "temp" and Enter: the workers table keeps temperature's rows and says so.
         Scene("filtered", lambda: with_throughput(diagnosis_snapshot()), diagnosis_events,
               press=("slash", "t", "e", "m", "p", "enter"), quiet=True),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import subprocess
 import sys
@@ -132,6 +133,74 @@ class TestConfigurationErrors:
         assert done.returncode == 2
         assert done.stderr.startswith("routemq-dash: error: WORKER_GRACEFUL_TIMEOUT='forever'")
         assert done.stderr.count("\n") == 1
+
+
+class _Stream:
+    """A standard stream that is, or is not, a terminal."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.written: list[str] = []
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.written.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+class TestWithoutATerminal:
+    """The dashboard needs a terminal on stdout (to be seen) and on stderr (where Textual draws)."""
+
+    def run(self, monkeypatch: pytest.MonkeyPatch, *, stdout: bool, stderr: bool, argv: list[str] | None = None
+            ) -> tuple[FakeManager, list[str]]:
+        manager = FakeManager()
+        ran: list[str] = []
+        monkeypatch.setattr(cli.sys, "stdout", _Stream(stdout))
+        monkeypatch.setattr(cli.sys, "stderr", _Stream(stderr))
+        monkeypatch.setattr(cli, "_log_to_stderr", lambda json_lines: None)
+        monkeypatch.setattr(cli, "build_manager", lambda *args: manager)
+        monkeypatch.setattr(cli, "run_ui", lambda manager, args: ran.append("ui") or 0)
+        monkeypatch.setattr(cli, "run_headless", lambda manager, args: ran.append("headless") or 0)
+        # A broker given: nothing is started for the session.
+        assert cli.main([*(argv or []), "--broker", "127.0.0.1:1883"]) == 0
+        return manager, ran
+
+    def announced(self, manager: FakeManager) -> list[str]:
+        return [str(args[0]) for args in manager.called("announce")]
+
+    def test_a_terminal_on_both_runs_the_dashboard(self, monkeypatch):
+        manager, ran = self.run(monkeypatch, stdout=True, stderr=True)
+        assert ran == ["ui"]
+        assert not any("not a terminal" in line for line in self.announced(manager))
+
+    def test_stderr_redirected_runs_headless_and_says_why_in_one_line(self, monkeypatch):
+        manager, ran = self.run(monkeypatch, stdout=True, stderr=False)
+        assert ran == ["headless"]
+        why = [line for line in self.announced(manager) if "not a terminal" in line]
+        assert why == ["stderr is not a terminal, and the dashboard draws on stderr: running without the "
+                       "dashboard (as with --no-ui)"]
+
+    def test_stdout_redirected_says_so_first(self, monkeypatch):
+        manager, ran = self.run(monkeypatch, stdout=False, stderr=False)
+        assert ran == ["headless"]
+        assert [line for line in self.announced(manager) if "not a terminal" in line] == [
+            "stdout is not a terminal: running without the dashboard (as with --no-ui)"]
+
+    def test_no_ui_asked_for_needs_no_reason(self, monkeypatch):
+        manager, ran = self.run(monkeypatch, stdout=True, stderr=False, argv=["--no-ui"])
+        assert ran == ["headless"]
+        assert not any("not a terminal" in line for line in self.announced(manager))
+
+    def test_textual_still_draws_on_stderr(self):
+        """Why stderr must be a terminal: if Textual's driver ever draws elsewhere, revisit why_headless()."""
+        from textual.drivers.linux_driver import LinuxDriver
+
+        assert "self._file = sys.__stderr__" in inspect.getsource(LinuxDriver.__init__)
 
 
 class TestLifecycle:

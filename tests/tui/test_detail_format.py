@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from engine.details import FailureExample, FailureGroup, HeldMessage
+import re
+
+from engine.details import FailureExample, FailureGroup, HeldMessage, WorkerDetail
 from engine.timings import BOUNDS, BUCKETS, bucket_of
 from tui import format as fmt
 from tui.detail_format import bound, handler_time, payload_size, printable
-from tui.widgets.failure_example import example_text
+from tui.widgets.failure_example import example_text, preview_lines
 from tui.widgets.handler_times import header_row, quantile_row
 from tui.widgets.held_messages import held_lines
 from tui.widgets.histogram import bucket_range, histogram_lines
 from tui.widgets.spark_bars import compress
 from tui.widgets.worker_summary import summary_lines
 
-from .fixtures import BINARY_PAYLOAD, LONG_TRACEBACK, temperature_route_detail, temperature_worker_detail, timings
+from .fixtures import (
+    BINARY_PAYLOAD,
+    BROKER_DOWN,
+    LONG_TRACEBACK,
+    broker_down_snapshot,
+    temperature_route_detail,
+    temperature_worker_detail,
+    timings,
+)
 
 
 class TestPrintable:
@@ -97,6 +107,12 @@ class TestWorkerText:
         assert fields["restarts"] == "1"
         assert fields["client id"].startswith("routemq-edge01-")
 
+    def test_a_running_worker_cut_off_from_the_broker_is_not_shown_as_healthy(self):
+        info = broker_down_snapshot().workers[0]
+        lines = summary_lines(WorkerDetail(info))
+        state = next(field for line in lines for field in line if field[0] == "state")
+        assert state == ("state", f"disconnected: {BROKER_DOWN}", "worker-summary--warning")
+
     def test_held_messages_fit_their_height(self):
         held = tuple(HeldMessage(f"sensors/s-{n}/temperature", n * 0.5) for n in range(6))
         lines = held_lines(held, 4)
@@ -123,6 +139,24 @@ class TestFailureExample:
 
     def test_no_failure_says_so(self):
         assert example_text(None).plain.startswith("No failure")
+
+    def test_a_preview_is_cut_between_escapes_never_inside_one(self):
+        preview = FailureExample(0.0, "s#0", "t", BINARY_PAYLOAD, 4096, "").preview
+        for width in range(1, 50):
+            lines = preview_lines(preview, width)
+            assert "".join(lines) == preview
+            for line in lines:
+                # Every line is whole escapes and characters, and fits unless one escape is wider.
+                assert re.fullmatch(r"(?:\\(?:x[0-9a-f]{2}|[tnr])|[^\\])+", line), (width, line)
+                assert len(line) <= max(width, 4)
+
+    def test_with_its_width_the_preview_lines_up_under_its_label(self):
+        group = temperature_route_detail().failures[0]
+        lines = example_text(group, width=40).plain.splitlines()
+        start = lines.index("payload   first 200 of 4,096 B") + 1
+        preview = lines[start:lines.index("traceback")]
+        assert len(preview) > 5 and all(line.startswith(" " * 10) and len(line) <= 40 for line in preview)
+        assert "".join(line[10:] for line in preview) == group.latest.preview
 
 
 def test_fixture_timings_fall_in_their_buckets():

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import re
 
+from textual.geometry import Region
 from textual.widgets import Static
 
 from engine.details import WorkerDetail
@@ -18,9 +19,12 @@ from tui.widgets.failure_example import FailureExampleView
 from .fixtures import (
     HUMIDITY,
     LONG_TRACEBACK,
+    SHORT_TRACEBACK,
     TEMPERATURE,
     TEMPERATURE_0,
     FakeManager,
+    MiB,
+    broker_down_snapshot,
     detail_manager,
     event,
     failing_snapshot,
@@ -246,6 +250,44 @@ class TestWorkerScreen:
         assert manager.called("kill_worker") == []
         assert any("no process to kill" in message for _, message, _ in notes.with_severity("warning"))
 
+    async def test_the_resources_give_units_and_memory_bars_show_its_change(self):
+        manager = detail_manager()
+        app = make_app(manager)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_worker(pilot, TEMPERATURE_0)
+            detail = manager.worker_details[TEMPERATURE_0]
+            cpu_label = str(screen.cpu.render()).splitlines()[0]
+            assert cpu_label == f"cpu 12.5 %, peak {max(detail.cpu_history):.1f} %"
+            label, bars = str(screen.memory.render()).splitlines()
+            assert label == "memory 48.2 MiB, 45.0-48.2 MiB"  # now, then the range the bars span
+            # 45 to 48.2 MiB: from zero that was a solid block; from the smallest, a ramp.
+            assert bars[0] == "▁" and bars[-1] == "█" and len(set(bars)) > 4
+
+    async def test_flat_memory_is_a_flat_line_not_a_solid_block(self):
+        manager = detail_manager()
+        detail = manager.worker_details[TEMPERATURE_0]
+        wobble = tuple(int(47 * MiB) + 4096 * (i % 2) for i in range(300))  # a page up and down
+        manager.worker_details[TEMPERATURE_0] = dataclasses.replace(detail, memory_history=wobble)
+        app = make_app(manager)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await open_worker(pilot, TEMPERATURE_0)
+            label, bars = str(screen.memory.render()).splitlines()
+            assert label == "memory 48.2 MiB, 47.0-47.0 MiB"
+            assert set(bars) == {"▁"}
+
+    async def test_the_log_counts_entries_not_lines(self):
+        manager = detail_manager()
+        detail = manager.worker_details[TEMPERATURE_0]
+        failure = event(detail.logs[-1].seq + 1, 3_725.9, "failure", "handler failed\n" + SHORT_TRACEBACK,
+                        TEMPERATURE_0, logging.ERROR)
+        manager.worker_details[TEMPERATURE_0] = dataclasses.replace(detail, logs=(*detail.logs, failure))
+        app = make_app(manager)
+        async with app.run_test() as pilot:
+            screen = await open_worker(pilot, TEMPERATURE_0)
+            entries = len(detail.logs) + 1
+            assert len(screen.log_pane.lines) > entries  # the traceback takes lines of its own
+            assert screen.log_pane.border_subtitle == f"{entries} entries kept"
+
     async def test_log_lines_with_escape_sequences_show_as_text(self):
         manager = detail_manager()
         app = make_app(manager)
@@ -287,6 +329,36 @@ class TestRouteScreen:
             await pilot.press("end")
             await wait_until(pilot, lambda: screen.example.scroll_y > 0, what="the traceback to scroll")
             assert not RAW_CONTROL.search(app.export_screenshot())
+
+    async def test_the_pool_title_counts_serving_workers_as_the_routes_table_does(self):
+        app = make_app(FakeManager(snapshots=[broker_down_snapshot()]))
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            assert app.routes_table.get_cell(TEMPERATURE, "workers").plain == "0/2 +2"
+            screen = await open_route(pilot, TEMPERATURE)
+            assert screen.pool.border_title == "Pool: 0 of 2 serving (2 live), auto 1-8"
+
+    async def test_a_pool_that_serves_says_so_without_the_live_count(self):
+        app = make_app(detail_manager())
+        async with app.run_test() as pilot:
+            screen = await open_route(pilot, TEMPERATURE)
+            assert screen.pool.border_title == "Pool: 2 of 2 serving, auto 1-8"
+
+    async def test_the_payload_preview_is_never_cut_inside_an_escape(self):
+        escape = re.compile(r"(?:\\(?:x[0-9a-f]{2}|u[0-9a-f]{4}|[tnr])|[^\\])*")
+        for size in ((80, 24), (97, 30), (160, 48)):
+            app = make_app(detail_manager())
+            async with app.run_test(size=size) as pilot:
+                screen = await open_route(pilot, TEMPERATURE)
+                text = screen.example.query_one(Static)
+                lines = [strip.text for strip in text.render_lines(Region(0, 0, text.size.width, text.size.height))]
+                start = next(n for n, line in enumerate(lines) if line.startswith("payload")) + 1
+                end = next(n for n, line in enumerate(lines) if line.startswith("traceback"))
+                preview = [line.rstrip()[10:] for line in lines[start:end]]
+                assert len(preview) > 1, size  # it takes several lines
+                assert "".join(preview) == screen.example.group.latest.preview, size
+                for line in preview:
+                    assert escape.fullmatch(line), (size, line)
 
     async def test_enter_on_a_worker_of_the_pool_opens_its_screen(self):
         app = make_app(detail_manager())

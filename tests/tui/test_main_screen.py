@@ -11,10 +11,11 @@ import pytest
 from textual.screen import Screen
 from textual.widgets import Input, Static
 
-from engine.snapshot import RouteInfo
+from engine.snapshot import ManagerSnapshot, RouteInfo
 from tui.screens.confirm import ConfirmScreen
 from tui.screens.help import HelpScreen
 from tui.screens.scale import ScaleScreen
+from tui.widgets.column_layout import shorten
 
 from .fixtures import (
     ALARMS,
@@ -23,6 +24,7 @@ from .fixtures import (
     TEMPERATURE,
     FakeManager,
     _totals,
+    broker_down_snapshot,
     diagnosis_events,
     diagnosis_snapshot,
     event,
@@ -90,6 +92,25 @@ class TestColumns:
                                                                     strict=True))
             assert colour(dead.style) == error  # a slot in backoff: its exit is news
 
+    async def test_a_running_worker_cut_off_from_the_broker_reads_disconnected_at_80_columns(self):
+        down = broker_down_snapshot()
+        # temperature#1 got its connection back; the others still reconnect.
+        workers = tuple(dataclasses.replace(w, connected=True, detail="") if w.slot == TEMPERATURE_1 else w
+                        for w in down.workers)
+        app = make_app(FakeManager(snapshots=[dataclasses.replace(down, workers=workers)]))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            table = app.workers_table
+            assert "detail" not in table.shown_columns  # the column that says why is not there
+            warning = app.theme_variables["text-warning"].lower()
+            success = app.theme_variables["text-success"].lower()
+            for slot in (TEMPERATURE_0, f"{HUMIDITY}#0", "main"):
+                cell = table.get_cell(slot, "state")
+                assert cell.plain == "disconnected" and colour(cell.style) == warning, slot
+            serving = table.get_cell(TEMPERATURE_1, "state")
+            assert serving.plain == "running" and colour(serving.style) == success
+            assert "disconnected" in table.render_line(1 + table.get_row_index(TEMPERATURE_0)).text
+
     async def test_a_long_exit_cause_is_shortened_and_leaves_the_other_columns_on_screen(self):
         app = make_app(FakeManager(snapshots=[diagnosis_snapshot()]))
         async with app.run_test(size=(80, 24)) as pilot:
@@ -137,6 +158,40 @@ class TestColumns:
             assert "99th percentile" in routes["p99 ms"]
             shown = " ".join(str(widget.render()) for widget in app.screen.query(Static))
             assert "hang timeout" in shown  # the beat column's description is on screen
+            # +N is every live process not serving, not only those starting.
+            assert "+N: live processes not serving, because they are starting or cut off from the broker" in (
+                routes["workers"])
+            assert "disconnected (running but cut off from the broker" in workers["state"]
+
+    async def test_the_help_says_how_to_open_a_worker_or_route_and_come_back(self):
+        app = make_app(FakeManager())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("question_mark")
+            assert isinstance(app.screen, HelpScreen)
+            keys = dict(app.screen.rows)
+            assert "Open the screen of the worker or route under the cursor" in keys["Enter"]
+            assert "Go back from a worker or route screen" in keys["Esc"]
+            shown = [str(label.render()) for label in app.screen.query(".help-key")]
+            assert "Enter" in shown and "Esc" in shown
+
+    @pytest.mark.parametrize("width", [80, 120, 200])
+    async def test_the_help_says_when_each_optional_column_shows_truly_at_every_width(self, width):
+        app = make_app(FakeManager(snapshots=[diagnosis_snapshot()]))
+        async with app.run_test(size=(width, 40)) as pilot:
+            await settle(pilot)
+            for table in (app.workers_table, app.routes_table):
+                described = dict(table.column_help())
+                by_label = {spec.label: spec for spec in table.specs}
+                optional = [label for label, text in table.column_help() if by_label[label].priority > 0]
+                assert all("as the table widens" not in text for text in described.values())
+                for rank, label in enumerate(optional, 1):
+                    assert f"(optional {rank} of {len(optional)}: shown when there is room" in described[label]
+                # What shows is what the help's order says: the first optional columns, none skipped.
+                shown = [label for label in optional if by_label[label].key in table.shown_columns]
+                assert shown == optional[: len(shown)]
+                if width == 80 and table is app.routes_table:
+                    assert "busy %" in shown  # at 80 columns already: "as the table widens" was not true
 
 
 class TestFilter:
@@ -157,6 +212,19 @@ class TestFilter:
             assert table.row_keys == [f"{TELEMETRY}#0", f"{TELEMETRY}#1"]
             await pilot.press("escape")  # on the table: clears it
             assert len(table.row_keys) == 7 and table.border_subtitle == "sorted by slot ▲"
+
+    async def test_a_filter_that_looks_like_markup_is_shown_as_typed(self):
+        # "[/" (or "[b]") typed in the filter must show as text, not be parsed as markup (which raised).
+        app = make_app(FakeManager(snapshots=[diagnosis_snapshot()]))
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(pilot)
+            await pilot.press("slash", "left_square_bracket", "slash", "enter")
+            await app.refresh_dashboard()
+            await pilot.pause()
+            assert app.is_running and "/[/:" in app.export_screenshot()  # drawn as typed, in the border
+            await pilot.press("slash", "left_square_bracket", *"b", "right_square_bracket", "enter")
+            await pilot.pause()
+            assert app.is_running and "/[b]:" in app.export_screenshot()
 
     async def test_escape_in_the_filter_bar_clears_the_filter(self):
         app = make_app(FakeManager(snapshots=[diagnosis_snapshot()]))
@@ -217,6 +285,40 @@ class TestEventsPanel:
             assert [line.text.split()[1] for line in panel.lines] == ["hung"]
             await pilot.press("l")
             assert panel.border_title == "Events"
+
+    async def test_at_80_columns_a_line_is_compact_and_the_message_gets_the_width(self):
+        app = make_app(FakeManager(snapshots=[diagnosis_snapshot()], events=diagnosis_events()))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            panel = app.log_panel
+            assert panel.compact
+            width = panel.scrollable_content_region.width
+            last = diagnosis_events()[-1]  # at 01:02:39, an info line of a telemetry worker
+            line = panel.lines[-1].text
+            slot = shorten(last.slot or "", 16, "middle")
+            assert line == f"01:02 I {slot}: {last.message}"
+            assert len(line) <= width  # the whole message shows, where the full line left it 5 cells
+            warnings = [line.text for line in panel.lines if line.text[6] == "W"]
+            assert warnings and all(line.startswith("01:0") for line in warnings)
+            hung = next(line.text for line in panel.lines if "hung" in line.text)
+            # The slot is in the message: not said twice, and shortened there too.
+            assert hung.startswith(f"01:01 W worker {shorten(TEMPERATURE_2, 16, 'middle')}: hung")
+            app.workers_table.select_key(f"{ALARMS}#0")
+            await pilot.press("l")  # one slot only: the title says which, the lines need not
+            assert [line.text[:8] for line in panel.lines] == ["01:00 W ", "01:01 E "]
+            assert all(f"{ALARMS}#0: " not in line.text[:30] for line in panel.lines)
+
+    async def test_a_wide_panel_keeps_the_full_line(self):
+        app = make_app(FakeManager(snapshots=[diagnosis_snapshot()], events=diagnosis_events()))
+        async with app.run_test(size=(160, 48)) as pilot:
+            await settle(pilot)
+            panel = app.log_panel
+            assert not panel.compact
+            last = diagnosis_events()[-1]
+            assert panel.lines[-1].text == f"01:02:39 info       {last.slot}: {last.message}"
+            await pilot.resize_terminal(80, 24)
+            await pilot.pause()
+            assert panel.compact and panel.lines[-1].text.startswith("01:02 I ")
 
     async def test_a_flood_of_log_lines_keeps_the_lifecycle_events(self):
         death = event(1, 0.0, "exited", "worker a#0 exited with 1; restarting in 1 s", "a#0", logging.WARNING)
@@ -318,6 +420,23 @@ class TestActingOnOneWorker:
             assert not isinstance(app.screen, ScaleScreen)
         assert manager.called("scale_route") == [(HUMIDITY, 12)]
 
+    async def test_enter_on_an_empty_field_says_what_to_type(self):
+        manager = FakeManager()
+        app = make_app(manager)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            app.workers_table.select_key(f"{HUMIDITY}#0")
+            await pilot.press("equals_sign", "backspace", "enter")
+            assert isinstance(app.screen, ScaleScreen)  # the dialog stays, and says why
+            error = str(app.screen.query_one("#scale-error", Static).render())
+            assert error == "Nothing typed: type a whole number of workers, at least 1 (Esc cancels)."
+            assert "Nothing typed" in app.export_screenshot().replace("&#160;", " ")
+            await pilot.press("3")  # typing clears it
+            assert str(app.screen.query_one("#scale-error", Static).render()) == ""
+            await pilot.press("enter")
+            await settle(pilot)
+        assert manager.called("scale_route") == [(HUMIDITY, 3)]
+
     async def test_escape_cancels_the_scale_dialog(self):
         manager = FakeManager()
         app = make_app(manager)
@@ -389,6 +508,56 @@ class TestSorting:
             manager.show(dataclasses.replace(base, workers=workers))
             await app.refresh_dashboard()
             assert table.row_keys[0] == f"{HUMIDITY}#0"
+
+
+    @pytest.mark.parametrize("column", ["beat", "last"])
+    async def test_sorting_by_an_age_does_not_reshuffle_rows_every_second(self, column):
+        field = {"beat": "heartbeat_age", "last": "last_message_age"}[column]
+        base = healthy_snapshot()
+        slots = [w.slot for w in base.workers]
+
+        def aged(ages: dict[str, float]) -> ManagerSnapshot:
+            return dataclasses.replace(base, workers=tuple(dataclasses.replace(w, **{field: ages[w.slot]})
+                                                           for w in base.workers))
+
+        # Heard every second: each age goes from 0 to 1 s and back, in a different order each second.
+        seconds = [dict(zip(slots, ages, strict=True))
+                   for ages in ((0.9, 0.5, 0.3, 0.1), (0.2, 0.8, 0.1, 0.9), (0.6, 0.4, 0.95, 0.05),
+                                (0.1, 0.3, 0.7, 0.6))]
+        manager = FakeManager(snapshots=[aged(seconds[0])])
+        app = make_app(manager)
+        async with app.run_test(size=(200, 50)) as pilot:
+            await settle(pilot)
+            table = app.workers_table
+            assert column in table.shown_columns
+            table.sort_by(column, reverse=True)
+            first = table.row_keys
+            assert first == slots  # a fresh sort is exact: 0.9, 0.5, 0.3, 0.1 s
+            for ages in seconds[1:]:
+                manager.show(aged(ages))
+                await app.refresh_dashboard()
+                assert table.row_keys == first
+            # A worker not heard for 4.6 s clearly passes the others.
+            manager.show(aged({**seconds[-1], f"{HUMIDITY}#0": 4.6}))
+            await app.refresh_dashboard()
+            assert table.row_keys[0] == f"{HUMIDITY}#0"
+
+    async def test_sorting_by_uptime_keeps_workers_started_together_in_place(self):
+        base = healthy_snapshot()
+        manager = FakeManager(snapshots=[base])
+        app = make_app(manager)
+        async with app.run_test(size=(200, 50)) as pilot:
+            await settle(pilot)
+            table = app.workers_table
+            table.sort_by("uptime", reverse=True)
+            first = table.row_keys
+            # Sampled a little apart each second, uptimes of workers started together cross over.
+            for second, wobble in enumerate((0.4, -0.4, 0.3), 1):
+                workers = tuple(dataclasses.replace(w, uptime=3_725.0 + second + wobble * (-1) ** w.index)
+                                for w in base.workers)
+                manager.show(dataclasses.replace(base, workers=workers))
+                await app.refresh_dashboard()
+                assert table.row_keys == first
 
 
 class TestToasts:

@@ -10,7 +10,7 @@ from tui.event_feed import EventFeed
 from tui.screens.scale import parse_count
 from tui.toasts import ToastLimiter
 from tui.widgets.column_layout import Column, distinct_floor, fit, plan, shorten
-from tui.widgets.stable_order import StableOrder, linear, relative
+from tui.widgets.stable_order import StableOrder, ages, linear, relative
 
 from .fixtures import event
 
@@ -169,12 +169,31 @@ class TestToastLimiter:
         assert len(limiter.toasts_for([event(2, 0, "restarted", "restarted 1 dead worker by request")])) == 1
 
 
+class TestAgeBuckets:
+    def test_ages_under_two_seconds_share_a_bucket_and_a_bucket_doubles(self):
+        bucket = ages()
+        assert {int(bucket(age)) for age in (0.0, 0.3, 0.9, 1.5, 1.99)} == {0}
+        assert [int(bucket(age)) for age in (2.0, 6.0, 14.0, 30.0)] == [1, 2, 3, 4]
+
+    def test_a_heartbeat_cycling_under_a_second_never_moves_a_row(self):
+        order = StableOrder()
+        first = order.order([("a", 0.9), ("b", 0.5), ("c", 0.1)], ages(), {}, reverse=True, fresh=True)
+        assert first == ["a", "b", "c"]
+        previous = {key: index for index, key in enumerate(first)}
+        for a, b, c in ((0.1, 0.9, 0.5), (0.5, 0.1, 0.95), (0.0, 0.7, 0.3)):
+            assert order.order([("a", a), ("b", b), ("c", c)], ages(), previous, reverse=True, fresh=False) == first
+        late = order.order([("a", 0.2), ("b", 0.4), ("c", 4.6)], ages(), previous, reverse=True, fresh=False)
+        assert late[0] == "c"
+
+
 class TestScaleToAnswer:
     def test_a_whole_number_of_at_least_one(self):
         assert parse_count(" 7 ") == 7
         assert parse_count("0") == "A pool needs at least 1 worker; to stop every worker, press s instead."
-        assert "not a whole number" in str(parse_count("2.5"))
-        assert parse_count("") == "Type a number of workers."
+        assert parse_count("2.5") == "'2.5' is not a whole number: type a whole number of workers, at least 1."
+        # Nothing typed is the same kind of answer as a bad number: what to type.
+        assert parse_count("") == "Nothing typed: type a whole number of workers, at least 1 (Esc cancels)."
+        assert parse_count("   ") == parse_count("")
 
 
 class TestMillis:

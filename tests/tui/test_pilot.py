@@ -164,7 +164,7 @@ class TestScaling:
                 await pilot.press("plus")
                 await wait_until(pilot, lambda: bool(scale_calls(manager)), what="scale_route()")
                 assert app.routes_table.get_cell(TEMPERATURE, "workers").plain == "2/2 → 3"
-                assert "scaling sensors/+/temperature to 3" in app.pending_calls
+                assert "scaling sensors/+/temperature to 3" in app.calls.pending
                 assert "scaling sensors/+/temperature to 3" in str(app.header.render())
                 gate.set()
                 await settle(pilot)
@@ -175,7 +175,7 @@ class TestScaling:
                 manager.show(dataclasses.replace(healthy_snapshot(), routes=scaled))
                 await app.refresh_dashboard()
                 assert app.routes_table.get_cell(TEMPERATURE, "workers").plain == "2/3"
-                assert app.pending_calls == []
+                assert app.calls.pending == []
         finally:
             gate.set()
 
@@ -246,7 +246,7 @@ class TestScaling:
             await settle(pilot)
             await pilot.press("plus")
             await settle(pilot)
-            assert app.pending_calls == []
+            assert app.calls.pending == []
         assert any("broker gone" in message for _, message, _ in notes.with_severity("error"))
 
 

@@ -45,6 +45,14 @@ class TestThroughputBars:
         (row,) = bar_rows([0, 0.1, 1000], width=3, height=1)
         assert row == " ▁█"
 
+    def test_bars_from_a_floor_show_the_change_above_it(self):
+        (row,) = bar_rows([45, 46.6, 48.2], width=3, height=1, floor=45)
+        assert row == "▁▄█"  # the floor is a sliver, not nothing
+
+    def test_a_ceiling_keeps_a_small_wobble_small(self):
+        (row,) = bar_rows([47.0, 47.01], width=2, height=1, floor=47.0, ceiling=48.0)
+        assert row == "▁▁"
+
     def test_only_the_last_width_samples_show(self):
         (row,) = bar_rows([1000, 1, 1], width=2, height=1)
         assert row == "██"  # scaled to the visible peak

@@ -60,6 +60,9 @@ class TestMainScreenWide:
     def test_scale_to_asks_for_a_number(self, snap_compare):
         assert take(snap_compare, SCENES["scale_to"], (80, 24))
 
+    def test_a_dead_broker_shows_at_80_columns(self, snap_compare):
+        assert take(snap_compare, SCENES["broker_down"], (80, 24))
+
 
 @SIZES
 class TestStopConfirmation:

@@ -15,6 +15,16 @@ from textual.widgets import Label, Static
 # (keys, what they do): the keys as the user would press them now; or (column, what it says).
 HelpRow = tuple[str, str]
 
+# Keys of the tables and screens rather than commands of the app (no keymap id, no palette
+# entry): listed first, the way into and out of the worker and route screens.
+NAVIGATION: tuple[HelpRow, ...] = (
+    ("Enter", "Open the screen of the worker or route under the cursor: a worker's log, lifecycle, CPU "
+              "and memory; a route's handler times, throughput, failures and pool (Enter on a worker of "
+              "the pool opens that worker's screen)."),
+    ("Esc", "Go back from a worker or route screen, to the row you were on; close a dialog or this help; "
+            "clear the filter of the selected table."),
+)
+
 NOTES = (
     "Scaling acts on the selected route: the row under the cursor in the routes table, or the route of "
     "the worker under the cursor in the workers table, whichever table you used last (the first shared "
@@ -22,8 +32,9 @@ NOTES = (
     "Dead workers (backoff) show in the error colour and come back by themselves; crash-looping workers "
     "wait for you: press r.",
     "R, K and = act on the row under the cursor: R and K on the worker in the workers table, = on the "
-    "route selected as for scaling. Sorting by a value that moves every second (msg/s, busy, cpu) keeps "
-    "rows whose values are close in their place, so rows move only when they clearly pass each other.",
+    "route selected as for scaling. Sorting by a value that moves every second (msg/s, busy, cpu, "
+    "memory, and the ages: beat, last msg, uptime) keeps rows whose values are close in their place, so "
+    "rows move only when they clearly pass each other.",
     "/ filters the selected table as you type (the table's border shows the filter and how many rows "
     "match); Enter keeps it, Esc clears it. w narrows the events panel to warnings and errors, l to the "
     "selected worker's lines (it follows the cursor); the panel's title says what it shows. Lifecycle "
@@ -46,7 +57,7 @@ class HelpScreen(ModalScreen[None]):
     def __init__(self, rows: Sequence[HelpRow], refresh_interval: float | None,
                  columns: Sequence[tuple[str, Sequence[HelpRow]]] = ()) -> None:
         super().__init__()
-        self.rows = list(rows)
+        self.rows = [*NAVIGATION, *rows]
         self.refresh_interval = refresh_interval
         self.columns = [(table, list(table_columns)) for table, table_columns in columns]  # (table, its columns)
 

@@ -97,7 +97,10 @@ class RouteScreen(DetailScreen[RouteDetail]):
         if not info.shared:
             return "the main worker (not shared)"
         mode = fmt.autoscale_mode(info.autoscale_min, info.autoscale_max, info.autoscale_held_at)
-        return f"{info.live_workers} of {info.desired_workers} live, {mode}"
+        # Serving (running and connected) as the routes table and /healthz count; the processes
+        # alive but not serving (starting, or cut off from the broker) are named apart.
+        live = f" ({info.live_workers} live)" if info.live_workers != info.serving_workers else ""
+        return f"{info.serving_workers} of {info.desired_workers} serving{live}, {mode}"
 
     def _show_example(self) -> None:
         self.example.show(self.failures.selected_item)

@@ -17,16 +17,18 @@ from textual.widgets import Input, Label, Static
 
 from ..keys import MIN_WORKERS
 
+WHAT_TO_TYPE = f"type a whole number of workers, at least {MIN_WORKERS}"
+
 
 def parse_count(text: str) -> int | str:
     """The worker count typed, or why it is not one (a sentence to show)."""
     text = text.strip()
     if not text:
-        return "Type a number of workers."
+        return f"Nothing typed: {WHAT_TO_TYPE} (Esc cancels)."
     try:
         count = int(text)
     except ValueError:
-        return f"{text!r} is not a whole number."
+        return f"{text!r} is not a whole number: {WHAT_TO_TYPE}."
     if count < MIN_WORKERS:
         return f"A pool needs at least {MIN_WORKERS} worker; to stop every worker, press s instead."
     return count

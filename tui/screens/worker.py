@@ -25,6 +25,20 @@ from ..widgets.spark_bars import SparkBars
 from ..widgets.worker_summary import WorkerSummary
 from .detail import DetailScreen
 
+MEMORY_MIN_SPAN = 1024 * 1024  # bytes: the memory bars' top is at least this above their floor
+
+
+def _memory_label(now: int | None, history: tuple[int, ...]) -> str:
+    """``memory 48.2 MiB, 45.0-48.2 MiB``: now, then the range the bars show (smallest to largest)."""
+    label = f"memory {fmt.size(now)}"
+    if not history:
+        return label
+    low, high = fmt.size(min(history)), fmt.size(max(history))
+    low_number, _, low_unit = low.partition(" ")
+    if low_unit == high.partition(" ")[2]:  # "45.0-48.2 MiB" rather than "45.0 MiB-48.2 MiB"
+        low = low_number
+    return f"{label}, {low}-{high}"
+
 
 def _span(samples: int) -> str:
     """How long a history of one sample a second covers."""
@@ -44,7 +58,8 @@ class WorkerScreen(DetailScreen[WorkerDetail]):
     def compose(self) -> ComposeResult:
         self.summary = WorkerSummary(id="worker-summary")
         self.cpu = SparkBars(id="worker-cpu")
-        self.memory = SparkBars(id="worker-memory")
+        # From the smallest sample: from zero, a flat 45-48 MiB would be one solid block.
+        self.memory = SparkBars(from_minimum=True, min_span=MEMORY_MIN_SPAN, id="worker-memory")
         self.held = HeldMessages(id="worker-held")
         self.resources = Vertical(id="worker-resources")
         self.log_pane = EventPane(self.key, max_lines=LOG_LINES_KEPT, id="worker-log")
@@ -80,14 +95,17 @@ class WorkerScreen(DetailScreen[WorkerDetail]):
         info = detail.info
         self.summary.show(detail)
         cpu, memory = detail.cpu_history, detail.memory_history
-        self.cpu.show(f"cpu {fmt.percent(info.cpu_percent)} %, peak {fmt.percent(max(cpu, default=None))}", cpu)
-        self.memory.show(f"memory {fmt.size(info.rss_bytes)}, peak {fmt.size(max(memory, default=None))}",
-                         [float(m) for m in memory])
+        self.cpu.show(f"cpu {fmt.percent(info.cpu_percent)} %, peak {fmt.percent(max(cpu, default=None))} %"
+                      if cpu else f"cpu {fmt.percent(info.cpu_percent)} %", cpu)
+        self.memory.show(_memory_label(info.rss_bytes, memory), [float(m) for m in memory])
         samples = max(len(cpu), len(memory))
         self.resources.border_title = f"Resources, last {_span(samples)}" if samples else "Resources"
         self.held.show(detail.held)
         self.log_pane.show(detail.logs)
-        self.log_pane.border_subtitle = f"{len(detail.logs)} lines kept" if detail.logs else "no lines yet"
+        # Entries, not lines: one entry (a failure with its traceback) can take many lines.
+        entries = len(detail.logs)
+        self.log_pane.border_subtitle = (f"{fmt.count(entries)} {'entry' if entries == 1 else 'entries'} kept"
+                                         if entries else "nothing logged yet")
         self.lifecycle.show(detail.lifecycle)
 
     # --- acting on it ---------------------------------------------------------------------------

@@ -27,12 +27,13 @@ from typing import Literal
 
 from rich.cells import cell_len
 
+from engine.text import printable
+
 PADDING = 1  # blank cells on each side of a cell's text
 ELLIPSIS = "…"
 Justify = Literal["left", "right"]
 Elide = Literal["end", "middle"]  # where a shortened text loses its characters
 # Control characters would break a line in two, or move the terminal's cursor: each shows as a space.
-_CONTROL = {code: " " for code in (*range(32), 127)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +58,9 @@ def text_width(text: str) -> int:
 
 
 def one_line(text: str) -> str:
-    """The text as one line: control characters (newlines, tabs) as spaces."""
-    return text if text.isprintable() else text.translate(_CONTROL)
+    """The text as one line, safe to show: newlines as spaces, every other unprintable character
+    (an escape sequence from a worker's output, a bidi override) as its escape (engine/text.py)."""
+    return text if text.isprintable() else printable(text).replace("\n", " ")
 
 
 def shorten(text: str, cells: int, where: Elide = "end") -> str:

@@ -18,8 +18,9 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from rich.style import Style
 from textual.binding import Binding, BindingType
+from textual.content import Content
 
-from .column_layout import Column, Elide, Justify
+from .column_layout import Column, Elide, Justify, one_line
 from .stable_order import Bucket, StableOrder
 from .table_rows import Cells
 from .table_view import HeaderSelected, TableView
@@ -262,11 +263,28 @@ class KeyedTable(TableView, Generic[Item]):
             self.border_subtitle = sort
             return
         total = len(self._items)
-        self.border_subtitle = f"/{self._filter}: {total - self._filtered_out} of {total} · {sort} · Esc clears"
+        # Content, not a str: what was typed is text, and "[/" read as markup would raise.
+        shown = f"/{one_line(self._filter)}: {total - self._filtered_out} of {total} · {sort} · Esc clears"
+        self.border_subtitle = Content(shown)
 
     # --- the help screen ------------------------------------------------------------------------
 
     def column_help(self) -> list[tuple[str, str]]:
-        """(label, what it says) for every column, those always shown first, then in the order they appear."""
-        specs = sorted(self.specs, key=lambda spec: spec.priority)
-        return [(spec.label, spec.help + ("" if spec.priority == 0 else " (as the table widens)")) for spec in specs]
+        """(label, what it says) for every column, those always shown first, then in the order they appear.
+
+        An optional column says when it shows, from the layout's rule (column_layout.py): in the
+        order of priority, each while the table has room for it, so that the words are true at
+        every width (at 80 columns some optional columns show already).
+        """
+        specs = sorted(self.specs, key=lambda spec: spec.priority)  # stable: ties keep the table's order
+        optional = [spec for spec in specs if spec.priority > 0]
+        described = []
+        for spec in specs:
+            if spec.priority == 0:
+                described.append((spec.label, spec.help))
+                continue
+            rank = optional.index(spec) + 1
+            after = "" if rank == 1 else f", after optional {'1' if rank == 2 else f'1-{rank - 1}'}"
+            when = f" (optional {rank} of {len(optional)}: shown when there is room{after})"
+            described.append((spec.label, spec.help + when))
+        return described

@@ -48,13 +48,14 @@ def event_line(widget: Widget, wall_time: float, kind: str, source: str | None, 
     if source and source not in message:
         line.append(f"{source}: ")
     line.append(message)
-    level_class = _level_class(level)
-    if level_class:
-        line.stylize(widget.get_component_rich_style(level_class, partial=True), len(fmt.clock(wall_time)))
+    style_class = level_class(level)
+    if style_class:
+        line.stylize(widget.get_component_rich_style(style_class, partial=True), len(fmt.clock(wall_time)))
     return line
 
 
-def _level_class(level: int) -> str | None:
+def level_class(level: int) -> str | None:
+    """The ``log-panel--*`` component class of a level (None: the text's own colour)."""
     if level >= logging.ERROR:
         return "log-panel--error"
     if level >= logging.WARNING:

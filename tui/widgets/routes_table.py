@@ -13,7 +13,7 @@ from .stable_order import linear, relative
 
 
 class RoutesTable(KeyedTable[RouteInfo]):
-    """Routes with their pools: live / desired workers, throughput, outcomes."""
+    """Routes with their pools: serving / desired workers, throughput, outcomes."""
 
     KEY_COLUMN = "pattern"
     COMPONENT_CLASSES: ClassVar[set[str]] = {"routes-table--short", "routes-table--empty"}
@@ -49,9 +49,10 @@ class RoutesTable(KeyedTable[RouteInfo]):
                        help="yes: a pool of workers shares it; no: the main worker serves it."),
             ColumnSpec("workers", "workers", self._workers_text, lambda r: (r.serving_workers, r.desired_workers),
                        "right", help="Serving / desired workers: serving is running and connected to the broker, "
-                                     "as /healthz counts (+N starting: live processes not serving yet; → N: a size "
-                                     "asked for, not applied yet). The row shows in the warning colour when fewer "
-                                     "serve than desired, in the error colour when none does."),
+                                     "as /healthz counts (+N: live processes not serving, because they are "
+                                     "starting or cut off from the broker; → N: a size asked for, not applied "
+                                     "yet). The row shows in the warning colour when fewer serve than desired, "
+                                     "in the error colour when none does."),
             ColumnSpec("busy", "busy %", lambda r: fmt.share(r.utilization), lambda r: r.utilization, "right",
                        priority=1, bucket=linear(0.05),
                        help="How busy the pool's running workers are, on average: what the autoscaler reads."),
@@ -60,7 +61,7 @@ class RoutesTable(KeyedTable[RouteInfo]):
             ColumnSpec("rate", "msg/s", lambda r: fmt.rate(r.messages_per_second), lambda r: r.messages_per_second,
                        "right", bucket=relative(), help="Messages handled per second, lately, by the whole pool."),
             ColumnSpec("p99", "p99 ms", lambda r: fmt.millis(r.handler_p99), lambda r: r.handler_p99, "right",
-                       bucket=relative(),
+                       bucket=relative(unit=1000.0),  # 25 % steps of milliseconds, not of seconds
                        help="The handler's time per message, 99th percentile over the last minute, in ms."),
             ColumnSpec("handled", "handled", lambda r: fmt.count(r.handled), lambda r: r.handled, "right",
                        priority=5, help="Messages its handlers finished."),

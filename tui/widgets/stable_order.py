@@ -1,11 +1,11 @@
-"""Sorting by a value that moves every second (msg/s, busy, cpu) without reshuffling the rows.
+"""Sorting by a value that moves every second (msg/s, busy, cpu, ages) without reshuffling the rows.
 
 Sorting by the exact value would swap two workers at 131 and 133 msg/s back and forth on every
 refresh, and the row under the operator's eye would jump. Instead a column that moves has a
 *bucket* function that maps a value to a position on a coarse scale (5 cpu points, 25 % of a
-rate); rows sort by their bucket and, within one, keep the order they had. A row changes bucket
-only once its value is a quarter of a bucket past the edge (hysteresis), so that a value sitting
-on an edge does not flip between two buckets. A row therefore moves only when its value moved
+rate, an age doubling); rows sort by their bucket and, within one, keep the order they had. A
+row changes bucket only once its value is a quarter of a bucket past the edge (hysteresis), so
+that a value sitting on an edge does not flip between two buckets. A row therefore moves only when its value moved
 clearly past its neighbours', and ties in a bucket keep their place rather than follow noise.
 
 A fresh sort (a sort key pressed, a header clicked) orders by the exact value within each
@@ -28,10 +28,26 @@ def linear(step: float) -> Bucket:
     return lambda value: value / step
 
 
-def relative(ratio: float = 1.25) -> Bucket:
-    """Buckets growing by ``ratio``: for rates, sizes and ages, where 25 % apart matters at any scale."""
+def relative(ratio: float = 1.25, unit: float = 1.0) -> Bucket:
+    """Buckets growing by ``ratio``: for rates and sizes, where 25 % apart matters at any scale
+    above one ``unit`` (values are counted in units of 1/``unit``: 1000 for seconds shown in ms)."""
     scale = math.log(ratio)
-    return lambda value: math.log1p(max(value, 0.0)) / scale
+    return lambda value: math.log1p(max(value * unit, 0.0)) / scale
+
+
+AGE_FIRST = 2.0  # seconds: every age below this is one bucket (a heartbeat comes every second)
+
+
+def ages(first: float = AGE_FIRST) -> Bucket:
+    """Buckets for ages (since the last heartbeat, the last message; uptime), each twice as wide as
+    the one before: 0 to 2 s, 2 to 6 s, 6 to 14 s, 14 to 30 s, ...
+
+    An age grows every second and falls back to zero when the next heartbeat or message comes, so
+    a worker heard every second has a beat that cycles between 0 and 1 s: with buckets as fine as a
+    rate's, rows would swap at every refresh. In these, the ages of workers that are heard, or
+    busy, share the first bucket (and keep their order); a row moves when its age doubles.
+    """
+    return lambda value: math.log2(1.0 + max(value, 0.0) / first)
 
 
 class StableOrder:

@@ -23,19 +23,21 @@ from .. import format as fmt
 _EIGHTHS = " ▁▂▃▄▅▆▇█"
 
 
-def bar_rows(samples: Sequence[float], width: int, height: int) -> list[str]:
+def bar_rows(samples: Sequence[float], width: int, height: int, *, floor: float = 0.0,
+             ceiling: float = 0.0) -> list[str]:
     """Rows of a bar chart (top row first), one column per sample, newest on the right.
 
-    Bars are scaled to the largest visible sample; a non-zero sample always shows at least a
-    sliver, so that a trickle is distinguishable from silence.
+    Bars rise from ``floor`` (zero unless told) to the largest visible sample, or to ``ceiling``
+    if that is higher; a non-zero sample always shows at least a sliver, so that a trickle is
+    distinguishable from silence (and, above a floor, a sample at the floor from no sample).
     """
     if width <= 0 or height <= 0:
         return []
     visible = list(samples)[-width:]
-    peak = max(visible, default=0.0)
+    span = max(*visible, ceiling) - floor if visible else 0.0
     columns = []
     for sample in visible:
-        eighths = round(sample / peak * height * 8) if peak > 0 else 0
+        eighths = round((sample - floor) / span * height * 8) if span > 0 else 0
         columns.append(_bar(max(eighths, 1) if sample > 0 else 0, height))
     padding = " " * (width - len(visible))
     if not columns:

@@ -17,6 +17,7 @@ from engine.snapshot import SlotState
 
 from .. import format as fmt
 from ..detail_format import printable
+from .workers_table import state_text
 
 LATE_HEARTBEAT = 3.0  # seconds: a worker is heard every second; this late, something is wrong
 _LABEL = 10
@@ -45,12 +46,14 @@ def _heartbeat(age: float | None) -> Field:
 def summary_lines(detail: WorkerDetail) -> list[list[Field]]:
     """The fields, one list per line (a line holds one to three)."""
     info = detail.info
-    state = str(info.state) + (f": {info.detail}" if info.detail else "")
+    disconnected = info.state is SlotState.RUNNING and not info.connected
+    state = state_text(info) + (f": {info.detail}" if info.detail else "")
+    state_class = "worker-summary--warning" if disconnected else _STATE_CLASS.get(info.state)
     connected = "connected" if info.connected else "not connected"
     heartbeat_age = detail.heartbeat_age if detail.heartbeat_age is not None else info.heartbeat_age
     return [
         [("route", info.route, None)],
-        [("state", state, _STATE_CLASS.get(info.state))],
+        [("state", state, state_class)],
         [("pid", fmt.MISSING if info.pid is None else str(info.pid), None),
          ("uptime", fmt.duration(info.uptime), None)],
         [("client id", info.client_id, None)],

@@ -8,7 +8,7 @@ from engine.snapshot import SlotState, WorkerInfo
 
 from .. import format as fmt
 from .keyed_table import ColumnSpec, KeyedTable
-from .stable_order import linear, relative
+from .stable_order import ages, linear, relative
 
 # How a slot's state shows: a component class for the whole row, and one for the state cell.
 _ROW_CLASS = {
@@ -26,6 +26,7 @@ _STATE_CLASS = {
     SlotState.RUNNING: "workers-table--running-state",
     SlotState.CRASH_LOOP: "workers-table--crash-loop-state",
 }
+DISCONNECTED = "disconnected"  # the state column of a running worker cut off from the broker
 
 
 STALE_BEAT = 3.0  # seconds without a heartbeat (one a second) before the beat shows in the warning colour
@@ -35,7 +36,18 @@ def _optional_int(value: int | None) -> str:
     return fmt.MISSING if value is None else str(value)
 
 
+def state_text(worker: WorkerInfo) -> str:
+    """The slot's state, except that a running worker not connected to the broker reads
+    ``disconnected``: its process lives (and reconnects) but serves nothing, and at 80 columns
+    the detail column that says why is not shown. A dead broker must not look green."""
+    if worker.state is SlotState.RUNNING and not worker.connected:
+        return DISCONNECTED
+    return str(worker.state)
+
+
 def _state_class(worker: WorkerInfo) -> str | None:
+    if worker.state is SlotState.RUNNING and not worker.connected:
+        return "workers-table--disconnected-state"
     return _STATE_CLASS.get(worker.state)
 
 
@@ -61,9 +73,10 @@ COLUMNS: tuple[ColumnSpec[WorkerInfo], ...] = (
                help="The route whose pool the slot belongs to (shortened in the middle when the screen is narrow)."),
     ColumnSpec("pid", "pid", lambda w: _optional_int(w.pid), lambda w: w.pid, "right",
                help=f"The worker process's id; {fmt.MISSING} while no process fills the slot."),
-    ColumnSpec("state", "state", lambda w: str(w.state), style=_state_class,
-               help="starting, running, stopping, restarting, draining, backoff (dead, restarts by itself), "
-                    "crash-loop (waits for you: r or R), exited, stopped, retired."),
+    ColumnSpec("state", "state", state_text, style=_state_class,
+               help="starting, running, disconnected (running but cut off from the broker: it reconnects by "
+                    "itself and serves nothing meanwhile), stopping, restarting, draining, backoff (dead, "
+                    "restarts by itself), crash-loop (waits for you: r or R), exited, stopped, retired."),
     ColumnSpec("cpu", "cpu %", lambda w: fmt.percent(w.cpu_percent), lambda w: w.cpu_percent, "right",
                bucket=linear(5.0), help="CPU the worker process uses, in % of one core."),
     ColumnSpec("busy", "busy %", lambda w: fmt.share(w.busy), lambda w: w.busy, "right", priority=1,
@@ -78,11 +91,11 @@ COLUMNS: tuple[ColumnSpec[WorkerInfo], ...] = (
     ColumnSpec("rate", "msg/s", lambda w: fmt.rate(w.messages_per_second), lambda w: w.messages_per_second, "right",
                priority=2, bucket=relative(), help="Messages handled per second, lately."),
     ColumnSpec("last", "last msg", lambda w: fmt.age(w.last_message_age), lambda w: w.last_message_age, "right",
-               priority=7, bucket=relative(), help="How long ago its last message arrived."),
+               priority=7, bucket=ages(), help="How long ago its last message arrived."),
     ColumnSpec("restarts", "restarts", lambda w: str(w.restarts), lambda w: w.restarts, "right", priority=4,
                help="Times the slot's process was replaced: deaths, restarts, recycling."),
     ColumnSpec("beat", "beat", lambda w: fmt.age(w.heartbeat_age), lambda w: w.heartbeat_age, "right",
-               priority=5, style=_beat_class, bucket=relative(),
+               priority=5, style=_beat_class, bucket=ages(),
                help=f"Since the worker was last heard (it sends a heartbeat every second); in the warning colour "
                     f"past {STALE_BEAT:g} s: it may be hung, and is killed at the hang timeout."),
     ColumnSpec("exit", "last exit", lambda w: w.last_exit or fmt.MISSING, lambda w: w.last_exit,
@@ -90,7 +103,7 @@ COLUMNS: tuple[ColumnSpec[WorkerInfo], ...] = (
                help="How the slot's previous process ended: exit code or signal, and why. Dimmed while a "
                     "new process runs: history, not a death now."),
     ColumnSpec("uptime", "uptime", lambda w: fmt.duration(w.uptime), lambda w: w.uptime, "right", priority=8,
-               help="How long its current process has been up."),
+               bucket=ages(), help="How long its current process has been up."),
     ColumnSpec("detail", "detail", lambda w: w.detail, lambda w: w.detail or None, priority=9, max_width=48,
                min_width=12, help="What the slot is waiting for, or why it is not connected or died."),
 )
@@ -107,6 +120,7 @@ class WorkersTable(KeyedTable[WorkerInfo]):
         "workers-table--changing",
         "workers-table--idle",
         "workers-table--running-state",
+        "workers-table--disconnected-state",
         "workers-table--stale-beat",
         "workers-table--past-exit",
     }
