@@ -21,146 +21,29 @@ from typing import Any
 
 from dotenv.parser import parse_stream
 
+# Secret and SettingsError stay importable from here: they are part of what settings are.
+from .setting_values import (
+    Secret,
+    SettingsError,
+    _bool,
+    _dead_letter_topic,
+    _existing_file,
+    _float_range,
+    _fraction,
+    _host,
+    _int_range,
+    _log_level,
+    _manager_id,
+    _name,
+    _optional_str,
+    _protocol,
+    _secret,
+    host_manager_id,
+)
+
 log = logging.getLogger("routemq.settings")
 
-
-class SettingsError(ValueError):
-    """A configuration value that cannot be used. The message is one line naming the culprit."""
-
-
-class Secret:
-    """A string that is never shown: ``repr``/``str`` print ``'********'``."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    def __str__(self) -> str:
-        return "********"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (Secret, (self._value,))
-
-
-# ---------------------------------------------------------------------------------------------
-# Parsers: each returns the parsed value or raises ValueError with "what is accepted".
-# ---------------------------------------------------------------------------------------------
-
-
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip(), 10)
-        except ValueError:
-            raise ValueError(f"expected an integer from {low} to {high}") from None
-        if not low <= value <= high:
-            raise ValueError(f"expected an integer from {low} to {high}")
-        return value
-
-    return parse
-
-
-def _float_range(low: float, high: float, accepted: str = "a number of seconds") -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text.strip())
-        except ValueError:
-            value = float("nan")
-        if not low <= value <= high:  # NaN (not a number, or "nan") fails this too
-            raise ValueError(f"expected {accepted} from {low:g} to {high:g}")
-        return value
-
-    return parse
-
-
-def _fraction(low: float, high: float) -> Callable[[str], float]:
-    return _float_range(low, high, "a fraction (0.7 is 70%)")
-
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ValueError("expected true/false (also 1/0, yes/no, on/off)")
-
-
-def _optional_str(text: str) -> str | None:
-    return text if text != "" else None
-
-
-def _secret(text: str) -> Secret | None:
-    return Secret(text) if text != "" else None
-
-
-def _host(text: str) -> str:
-    host = text.strip()
-    if not host or any(ch.isspace() for ch in host) or "/" in host:
-        raise ValueError("expected a host name or IP address (no scheme, path or spaces)")
-    return host
-
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-def _name(text: str) -> str:
-    if not _NAME_RE.match(text):
-        raise ValueError("expected 1 to 64 characters from A-Z a-z 0-9 _ . -")
-    return text
-
-
-def _protocol(text: str) -> str:
-    normal = {"3.1.1": "3.1.1", "311": "3.1.1", "v311": "3.1.1", "5": "5", "5.0": "5", "v5": "5"}
-    try:
-        return normal[text.strip().lower()]
-    except KeyError:
-        raise ValueError("expected 3.1.1 or 5") from None
-
-
-def _log_level(text: str) -> str:
-    level = text.strip().upper()
-    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-        raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
-    return level
-
-
-def _dead_letter_topic(text: str) -> str:
-    """A topic to publish to, in which {group} and {route} (the route's slug) are filled in."""
-    if not text or len(text) > 1024:
-        raise ValueError("expected a topic of 1 to 1024 characters")
-    if "+" in text or "#" in text or any(c.isspace() or not c.isprintable() for c in text):
-        raise ValueError("expected a topic to publish to: no +, #, spaces or control characters")
-    try:
-        text.format(group="g", route="r")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ValueError(f"only {{group}} and {{route}} may be filled in ({exc})") from None
-    return text
-
-
-def _existing_file(text: str) -> str | None:
-    if text == "":
-        return None
-    if not os.path.isfile(text):
-        raise ValueError("expected the path of a readable file; no file is there")
-    return text
+__all__ = ["VARIABLES", "Secret", "Settings", "SettingsError", "check_tls_files", "configure_logging", "load_settings"]
 
 
 @dataclass(frozen=True)
@@ -180,10 +63,14 @@ VARIABLES: tuple[_Variable, ...] = (
     _Variable("MQTT_PASSWORD", "password", "", _secret, "Password; never logged or shown", secret=True),
     _Variable(
         "MQTT_CLIENT_ID", "client_id", "routemq", _name,
-        "Prefix of worker client ids: <prefix>-<host>-<group>-<route>-<slot>",
+        "Prefix of worker client ids: <prefix>-<manager id>-<group>-<route>-<slot>",
     ),
     _Variable(
         "MQTT_GROUP_NAME", "group_name", "mqtt_framework_group", _name, "Share group: $share/<group>/..."
+    ),
+    _Variable(
+        "MANAGER_ID", "manager_id", "", _manager_id,
+        "Names this manager in its workers' client ids (and in the fleet); default: the host name",
     ),
     _Variable("MQTT_PROTOCOL", "protocol", "3.1.1", _protocol, "MQTT protocol version: 3.1.1 or 5"),
     _Variable("MQTT_KEEPALIVE", "keepalive", "60", _int_range(5, 65535), "Keepalive interval in seconds"),
@@ -285,6 +172,7 @@ class Settings:
     password: Secret | None = None
     client_id: str = "routemq"
     group_name: str = "mqtt_framework_group"
+    manager_id: str | None = None  # None: the host name
     protocol: str = "3.1.1"
     keepalive: int = 60
     session_expiry: int = 3600
@@ -321,6 +209,11 @@ class Settings:
     @property
     def broker_address(self) -> str:
         return f"{self.broker}:{self.port}"
+
+    @property
+    def manager_name(self) -> str:
+        """MANAGER_ID, or the host name when it is not set."""
+        return self.manager_id or host_manager_id()
 
 
 def load_settings(

@@ -17,7 +17,6 @@ import contextlib
 import logging
 import pickle
 import re
-import socket
 import threading
 import weakref
 from collections.abc import Callable
@@ -102,8 +101,10 @@ class WorkerManager:
             )
         self.router_directory = router_directory
         self.broker_kind = broker_kind
-        host = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname()).strip("-")[:32] or "host"
         s = self.settings
+        # The manager's name (MANAGER_ID, else the host's) makes its workers' client ids its
+        # own: two managers of one group on one host need two names.
+        host = s.manager_name
         self._identity = f"{s.broker_address}/{s.client_id}/{host}/{self.group_name}"
         self._commands = CommandQueue()
         self._events = EventLog()

@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--group", metavar="NAME", default=None, help="MQTT share group (default: MQTT_GROUP_NAME from the settings)"
     )
     parser.add_argument(
+        "--manager-id", metavar="ID", default=None,
+        help="name of this manager in its workers' client ids and in the fleet (default: MANAGER_ID, else the "
+        "host name); two managers of one group on one host need two",
+    )
+    parser.add_argument(
         "--workers",
         metavar="N",
         type=_whole_number,
@@ -195,14 +200,18 @@ def _broker_option(text: str) -> str:
 
 
 def load_configuration(args: argparse.Namespace) -> Settings:
-    """The settings from --env-file and the environment, with --group applied and validated."""
+    """The settings from --env-file and the environment, with --group and --manager-id applied
+    and validated as their variables are."""
     settings = load_settings(args.env_file)
-    if args.group is not None:
-        parse_group = next(v.parse for v in VARIABLES if v.field == "group_name")
+    for option, field in (("group", "group_name"), ("manager_id", "manager_id")):
+        value = getattr(args, option)
+        if value is None:
+            continue
+        parse = next(v.parse for v in VARIABLES if v.field == field)
         try:
-            settings = settings.replace(group_name=parse_group(args.group))
+            settings = settings.replace(**{field: parse(value)})
         except ValueError as exc:
-            raise SettingsError(f"--group {args.group!r} is not valid: {exc}") from None
+            raise SettingsError(f"--{option.replace('_', '-')} {value!r} is not valid: {exc}") from None
     return settings
 
 

@@ -23,7 +23,8 @@ MAIN_ROUTE_LABEL = "(non-shared routes)"
 
 @dataclass(frozen=True)
 class ClientIds:
-    """How slots are named on the broker: ``<prefix>-<host>-<group>-<route slug>-<index>``."""
+    """How slots are named on the broker: ``<prefix>-<manager id>-<group>-<route slug>-<index>``
+    (the manager id is the host name unless MANAGER_ID says otherwise)."""
 
     prefix: str
     host: str

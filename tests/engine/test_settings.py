@@ -117,6 +117,9 @@ BAD_VALUES = [
     ("MQTT_GROUP_NAME", "g+", "expected 1 to 64 characters"),
     ("MQTT_GROUP_NAME", "", "expected 1 to 64 characters"),
     ("MQTT_CLIENT_ID", "two words", "expected 1 to 64 characters"),
+    ("MANAGER_ID", "edge/a", "expected one topic level of 1 to 64 characters"),
+    ("MANAGER_ID", "edge+", "(no /, + or #)"),
+    ("MANAGER_ID", "#", "expected one topic level"),
     ("MQTT_BROKER", "mqtt://host", "expected a host name or IP address"),
     ("MQTT_TLS_CA_CERTS", "/nonexistent/ca.pem", "expected the path of a readable file"),
     ("MQTT_TLS_CERTFILE", "/nonexistent/cert.pem", "expected the path of a readable file"),
@@ -449,3 +452,9 @@ def test_the_readme_documents_every_variable():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     missing = [var.env for var in VARIABLES if f"| `{var.env}` |" not in readme]
     assert not missing, f"README.md's configuration table lacks {missing}"
+
+
+def test_the_manager_id_defaults_to_the_host_name_in_its_characters(monkeypatch):
+    monkeypatch.setattr("socket.gethostname", lambda: "edge 01/rack#7")
+    assert Settings().manager_name == "edge-01-rack-7"
+    assert Settings(manager_id="edge-a").manager_name == "edge-a"

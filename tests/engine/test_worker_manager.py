@@ -404,6 +404,23 @@ def test_two_managers_with_the_same_settings_are_refused(broker, group_name, sta
         twin.start_workers()
 
 
+def test_two_managers_of_one_group_on_one_host_run_side_by_side_with_two_manager_ids(
+    broker, group_name, start, tmp_path
+):
+    # Containers or tests on one host: MANAGER_ID names each, in its workers' client ids too.
+    first = start(one_route_router(qos=1), broker, group_name, manager_id="edge-a")
+    second = start(one_route_router(qos=1), broker, group_name, manager_id="edge-b")
+    ids = [w.client_id for m in (first, second) for w in m.snapshot().workers]
+    assert "-edge-a-" in ids[0] and "-edge-b-" in ids[1] and len(set(ids)) == 2
+    out = tmp_path / "records"
+    with Publisher(broker) as pub:
+        for i in range(20):
+            pub.publish("jobs/x", {"id": f"m{i}", "out": str(out)})
+    # One share group: every message handled once, by one manager or the other.
+    wait_until(lambda: handled_ids(out) == {f"m{i}" for i in range(20)}, what="20 messages handled")
+    wait_until(lambda: sum(m.snapshot().handled for m in (first, second)) == 20, what="both managers' counts")
+
+
 def test_a_handler_that_cannot_reach_a_worker_is_refused_at_start(broker, group_name, managers):
     router = Router()
     router.on("lambda/+", lambda payload, client: None, shared=True)

@@ -108,6 +108,11 @@ class TestConfigurationErrors:
         assert cli.main(["--group", "no spaces allowed"]) == 2
         assert "--group 'no spaces allowed' is not valid" in one_error_line(capsys)
 
+    def test_an_invalid_manager_id_is_one_line_and_exit_2(self, capsys):
+        assert cli.main(["--manager-id", "edge/a"]) == 2
+        line = one_error_line(capsys)
+        assert "--manager-id 'edge/a' is not valid" in line and "one topic level" in line
+
     def test_a_missing_router_package_is_one_line_and_exit_2(self, capsys):
         assert cli.main(["--routers", "no_such_routers_pkg"]) == 2
         assert "no_such_routers_pkg" in one_error_line(capsys)
@@ -213,11 +218,12 @@ class TestLifecycle:
 
         monkeypatch.setattr(cli, "WorkerManager", fake_manager)
         monkeypatch.setenv("MQTT_PORT", "18830")
-        cli.build_manager(cli.build_parser().parse_args(["--group", "edge-7"]))
+        cli.build_manager(cli.build_parser().parse_args(["--group", "edge-7", "--manager-id", "edge-7b"]))
         assert {route.topic for route in built["router"].routes} == {
             "sensors/+/temperature", "sensors/{sensor_id}/humidity", "devices/{device_id}/commands/{command}",
         }
         assert built["group"] == "edge-7" == built["settings"].group_name
+        assert built["settings"].manager_name == "edge-7b"
         assert built["directory"] == "routers"
         assert built["settings"].port == 18830
 
