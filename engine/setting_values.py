@@ -165,3 +165,14 @@ def _manager_id(text: str) -> str | None:
 def host_manager_id() -> str:
     """The default manager id: this host's name, in the characters a manager id may have."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", socket.gethostname()).strip("-.")[:64] or "host"
+
+
+def _topic_prefix(text: str) -> str:
+    """A topic that others are appended to: levels without wildcards, no empty level."""
+    if not text or len(text) > 512 or text.startswith("$"):
+        raise ValueError("expected a topic of 1 to 512 characters, not starting with $")
+    if "+" in text or "#" in text or "//" in text or text.endswith("/") or text.startswith("/"):
+        raise ValueError("expected topic levels without +, # or empty levels (no leading or trailing /)")
+    if any(c.isspace() or not c.isprintable() for c in text):
+        raise ValueError("expected a topic without spaces or control characters")
+    return text

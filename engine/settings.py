@@ -38,6 +38,7 @@ from .setting_values import (
     _optional_str,
     _protocol,
     _secret,
+    _topic_prefix,
     host_manager_id,
 )
 
@@ -140,6 +141,15 @@ VARIABLES: tuple[_Variable, ...] = (
         "Where a message that killed its worker WORKER_POISON_DEATHS times is published ({route}: the route's slug)",
     ),
     _Variable(
+        "FLEET_TOPIC", "fleet_topic", "routemq/fleet", _topic_prefix,
+        "Where managers publish their status: <topic>/<group>/<manager id>/status",
+    ),
+    _Variable("FLEET_STATUS", "fleet_status", "true", _bool, "Publish this manager's status for the fleet"),
+    _Variable(
+        "FLEET_STATUS_INTERVAL", "fleet_status_interval", "2", _float_range(0.2, 3600),
+        "Seconds between status messages (one is also sent at once on every change of state)",
+    ),
+    _Variable(
         "AUTOSCALE_TARGET_UTILIZATION", "autoscale_target", "0.7", _fraction(0.05, 1.0),
         "Autoscaled pools are sized so that their workers are this busy on average",
     ),
@@ -195,6 +205,9 @@ class Settings:
     max_messages_jitter: int = 0
     poison_deaths: int = 3
     dead_letter_topic: str = "routemq/dead-letter/{group}/{route}"
+    fleet_topic: str = "routemq/fleet"
+    fleet_status: bool = True
+    fleet_status_interval: float = 2.0
     autoscale_target: float = 0.7
     autoscale_tolerance: float = 0.1
     autoscale_up_window: float = 3.0

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from .autoscale import AutoscaleRange
 from .details import RouteDetail, WorkerDetail
+from .fleet.status import StatusPublisher, package_version
 from .protocol import RoutesSource
 from .router import Router
 from .sessions import SessionLedger
@@ -120,6 +121,7 @@ class WorkerManager:
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         self._host_lock: HostLock | None = None
+        self._status: StatusPublisher | None = None
         _live_managers.add(self)
 
     # --- the reference API -----------------------------------------------------------------------
@@ -133,6 +135,7 @@ class WorkerManager:
             raise ValueError(f"num_workers must be a whole number >= 0, not {num_workers!r}")
         self._prepare()
         self._call(lambda: verbs.start(self._arbiter, num_workers))
+        self._publish_status()
 
     def stop_workers(self) -> None:
         """Stop every worker gracefully, in parallel; SIGKILL what outlives the graceful timeout.
@@ -262,14 +265,25 @@ class WorkerManager:
 
     def close(self) -> None:
         """Stop every worker and the supervisor. Safe to call more than once."""
+        status, self._status = self._status, None
+        if status is not None:
+            status.set_state("stopping")
         if self._thread is not None and self._thread.is_alive():
             with contextlib.suppress(Exception):
                 self.stop_workers()
             self._arbiter.closing = True
             self._commands.wake()
             self._thread.join(timeout=5)
+        if status is not None:
+            status.stop()
         self._release_host_lock()
         _live_managers.discard(self)
+
+    def _publish_status(self) -> None:
+        """From the first start on, the manager's status for the fleet (FLEET_STATUS)."""
+        if self._status is None and self.settings.fleet_status:
+            self._status = StatusPublisher(self.settings, self.group_name, self.snapshot, package_version())
+            self._status.start()
 
     def __enter__(self) -> WorkerManager:
         return self

@@ -50,6 +50,7 @@ def settings_for(broker: PrivateMosquitto, group: str, **changes: Any) -> Settin
         graceful_timeout=5.0,
         restart_backoff=0.1,
         restart_backoff_max=2.0,
+        fleet_status=False,  # on in the tests of the fleet only: one connection less per manager
     )
     return base.replace(**changes)
 
@@ -142,13 +143,14 @@ _MANAGER_SCRIPT = textwrap.dedent(
     from engine import Router, WorkerManager
     from engine.settings import Settings
 
-    host, port, group, workers, handler, topic = sys.argv[1:7]
+    host, port, group, workers, handler, topic, changes = sys.argv[1:8]
     module, name = handler.split(":")
     record = getattr(importlib.import_module(module), name)
     router = Router()
     router.on(topic, record, qos=1, shared=True, worker_count=int(workers))
     router.on("plain/+", record, qos=1)  # served by the main worker
     settings = Settings(broker=host, port=int(port), group_name=group, client_id="managed")  # default timeouts
+    settings = settings.replace(**json.loads(changes))
     manager = WorkerManager(router, settings=settings)
     manager.start_workers()
     while not all(w.state.value == "running" for w in manager.snapshot().workers):
@@ -166,10 +168,12 @@ class ManagerProcess:
     workers, and on "plain/+" with its main worker. ``worker_pids`` are its workers, running.
     """
 
-    def __init__(self, broker: PrivateMosquitto, group: str, workers: int, handler: str, topic: str) -> None:
+    def __init__(
+        self, broker: PrivateMosquitto, group: str, workers: int, handler: str, topic: str, **settings: Any
+    ) -> None:
+        args = [broker.host, str(broker.port), group, str(workers), handler, topic, json.dumps(settings)]
         self.process = subprocess.Popen(
-            [sys.executable, "-c", _MANAGER_SCRIPT, broker.host, str(broker.port), group, str(workers), handler, topic],
-            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+            [sys.executable, "-c", _MANAGER_SCRIPT, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()

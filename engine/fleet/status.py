@@ -1,0 +1,135 @@
+"""StatusPublisher: a manager's status for the fleet, on a small MQTT connection of its own.
+
+Every manager of a group publishes, retained at QoS 1, on
+``<FLEET_TOPIC>/<group>/<manager id>/status``: who it is (``manager``, ``host``, ``pid``,
+``version``), its ``state`` (``online``, ``stopping``, ``offline``), the ``time`` (unix
+seconds) and its whole ``snapshot`` (engine/fleet/snapshot_json.py). It publishes every
+FLEET_STATUS_INTERVAL seconds and at once when a worker's state, a pool's size or the broker's
+state changes; always the whole snapshot, which a dashboard applies by replacing the last one
+(a few kilobytes a second per manager: simpler, and cheaper to apply, than merging diffs).
+Its last will, retained, says ``offline``: a manager killed by SIGKILL reads offline within 1.5
+keepalives; a clean stop publishes ``offline`` itself. The workers' connections are untouched.
+No setting, and so no secret, is part of a status.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..mqtt_client import connect_options, new_client
+from ..settings import Settings
+from ..snapshot import ManagerSnapshot
+from .snapshot_json import to_json
+
+log = logging.getLogger("routemq.fleet")
+
+CHECK_EVERY = 0.1  # seconds between looks for a change of state
+STOP_TIMEOUT = 2.0  # seconds a clean stop waits for its "offline" to reach the broker
+
+
+def package_version() -> str:
+    try:
+        return importlib.metadata.version("routemq-dash")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def status_topic(settings: Settings, group: str, manager: str) -> str:
+    return f"{settings.fleet_topic}/{group}/{manager}/status"
+
+
+def changes_of(snapshot: ManagerSnapshot) -> tuple[Any, ...]:
+    """What, when it changes, is published at once rather than at the next interval."""
+    return (
+        snapshot.started,
+        snapshot.broker.state,
+        tuple((w.slot, w.state, w.connected, w.restarts) for w in snapshot.workers),
+        tuple((r.topic, r.desired_workers, r.autoscale_min, r.autoscale_max) for r in snapshot.routes),
+    )
+
+
+class StatusPublisher:
+    def __init__(
+        self,
+        settings: Settings,
+        group: str,
+        snapshot: Callable[[], ManagerSnapshot],
+        version: str = "",
+    ) -> None:
+        self.settings = settings
+        self.manager = settings.manager_name
+        self.topic = status_topic(settings, group, self.manager)
+        self.version = version
+        self.state = "online"
+        self._snapshot = snapshot
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client = new_client(settings, f"{settings.client_id}-{self.manager}-{group}-fleet", clean=True)
+        self._client.will_set(self.topic, json.dumps({"manager": self.manager, "state": "offline"}), 1, True)
+        self._client.on_connect = self._on_connect
+        self._last: tuple[Any, ...] | None = None  # what was published last: (state, changes_of)
+
+    def start(self) -> None:
+        options = connect_options(self.settings, clean=True, session_expiry=0)
+        self._client.connect_async(**options)
+        self._client.loop_start()  # paho's own thread: reconnects by itself
+        self._thread = threading.Thread(target=self._run, name="routemq-fleet-status", daemon=True)
+        self._thread.start()
+
+    def set_state(self, state: str) -> None:
+        """``stopping`` while the manager stops its workers; published at once."""
+        self.state = state
+
+    def stop(self) -> None:
+        """Publish ``offline`` (waiting a little for the broker to have it), then disconnect."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            if self._client.is_connected():
+                info = self._client.publish(self.topic, self._payload("offline"), qos=1, retain=True)
+                info.wait_for_publish(STOP_TIMEOUT)
+        except (RuntimeError, ValueError, OSError) as exc:  # not connected after all: the will says it
+            log.debug("fleet status: could not publish offline: %s", exc)
+        finally:
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    # --- the publishing thread --------------------------------------------------------------------
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None) -> None:
+        self._last = None  # a (re)connection publishes at once: the will may have said offline
+
+    def _run(self) -> None:
+        due = 0.0
+        while not self._stop.wait(CHECK_EVERY):
+            now = time.monotonic()
+            snapshot = self._snapshot()
+            changed = (self.state, changes_of(snapshot))
+            if changed == self._last and now < due:
+                continue
+            if not self._client.is_connected():
+                continue
+            self._client.publish(self.topic, self._payload(self.state, snapshot), qos=1, retain=True)
+            self._last, due = changed, now + self.settings.fleet_status_interval
+
+    def _payload(self, state: str, snapshot: ManagerSnapshot | None = None) -> str:
+        status: dict[str, Any] = {
+            "manager": self.manager,
+            "state": state,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "version": self.version,
+            "time": time.time(),
+        }
+        if snapshot is not None:
+            status["snapshot"] = to_json(snapshot)
+        return json.dumps(status, separators=(",", ":"))

@@ -1,0 +1,106 @@
+"""A manager's status for the fleet, on a real broker: retained, with its snapshot, online while
+it runs, offline when it stops, and offline from its last will when it is killed."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from engine.fleet.snapshot_json import from_json
+from engine.settings import Secret
+from engine.snapshot import SlotState
+from tests.engine.test_worker_manager import one_route_router
+from tests.support import ManagerProcess, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+class StatusWatcher:
+    """Subscribes to every status of a group and keeps the last one per manager."""
+
+    def __init__(self, broker, group: str) -> None:
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.received: list[tuple[float, str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port)
+        self.client.subscribe(f"routemq/fleet/{group}/+/status", qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        manager = message.topic.split("/")[-2]
+        status = json.loads(message.payload)
+        with self._lock:
+            self.latest[manager] = status
+            self.received.append((time.monotonic(), manager, status))
+
+    def state_of(self, manager: str) -> str | None:
+        with self._lock:
+            return self.latest.get(manager, {}).get("state")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def watcher(broker, group_name):
+    watching = StatusWatcher(broker, group_name)
+    yield watching
+    watching.close()
+
+
+def test_a_running_manager_publishes_its_snapshot_retained_and_offline_when_it_stops(
+    broker, group_name, start, watcher
+):
+    manager = start(one_route_router(worker_count=2), broker, group_name, fleet_status=True, manager_id="edge-a",
+                    fleet_status_interval=0.5, username="fleet-user", password=Secret("s3cret-of-the-fleet"))
+    # Published at once on every change of state: the workers' running shows without waiting.
+    status = wait_until(lambda: (s := watcher.latest.get("edge-a")) and s["state"] == "online"
+                        and [w["state"] for w in s["snapshot"]["workers"]] == ["running", "running"] and s,
+                        what="an online status with two running workers")
+    assert status["manager"] == "edge-a" and status["pid"] > 0 and status["version"] and status["time"] > 0
+    assert "s3cret-of-the-fleet" not in json.dumps(status), "no secret in a status"
+    snapshot = from_json(status["snapshot"])
+    assert snapshot.group == group_name and {w.state for w in snapshot.workers} == {SlotState.RUNNING}
+    # Retained: a dashboard that subscribes later sees it at once.
+    late = StatusWatcher(broker, group_name)
+    try:
+        wait_until(lambda: late.state_of("edge-a") == "online", what="the retained status")
+    finally:
+        late.close()
+    manager.close()
+    assert wait_until(lambda: watcher.state_of("edge-a") == "offline", timeout=3, what="offline at once")
+
+
+def test_a_change_of_state_is_published_at_once_not_at_the_next_interval(broker, group_name, start, watcher):
+    manager = start(one_route_router(), broker, group_name, fleet_status=True, manager_id="edge-b",
+                    fleet_status_interval=3600)
+    wait_until(lambda: watcher.state_of("edge-b") == "online", what="the first status")
+    manager.scale_route("jobs/{name}", 2)
+    status = wait_until(lambda: (s := watcher.latest["edge-b"]) and len(s["snapshot"]["workers"]) == 2 and s,
+                        what="the new pool size, long before the hour's interval")
+    assert status["snapshot"]["routes"][0]["desired_workers"] == 2
+
+
+def test_a_killed_manager_reads_offline_from_its_last_will(broker, group_name, watcher):
+    keepalive = 5
+    process = ManagerProcess(broker, group_name, 1, "tests.e2e.helpers:record", "jobs/{name}",
+                             manager_id="edge-k", keepalive=keepalive, fleet_status_interval=0.5)
+    try:
+        wait_until(lambda: watcher.state_of("edge-k") == "online", what="the killed-to-be manager online")
+        process.kill()
+        killed_at = time.monotonic()
+        wait_until(lambda: watcher.state_of("edge-k") == "offline", timeout=keepalive * 1.5 + 2,
+                   what="offline from the last will within 1.5 keepalives")
+        print(f"\noffline {time.monotonic() - killed_at:.1f} s after SIGKILL (keepalive {keepalive} s)")
+        assert watcher.latest["edge-k"] == {"manager": "edge-k", "state": "offline"}
+    finally:
+        process.close()
