@@ -146,6 +146,11 @@ VARIABLES: tuple[_Variable, ...] = (
     ),
     _Variable("FLEET_STATUS", "fleet_status", "true", _bool, "Publish this manager's status for the fleet"),
     _Variable(
+        "FLEET_CONTROL_KEY", "fleet_control_key", "", _secret,
+        "Shared key of signed remote commands on <topic>/<group>/<manager id>/control; empty: remote control off",
+        secret=True,
+    ),
+    _Variable(
         "FLEET_STATUS_INTERVAL", "fleet_status_interval", "2", _float_range(0.2, 3600),
         "Seconds between status messages (one is also sent at once on every change of state)",
     ),
@@ -208,6 +213,7 @@ class Settings:
     fleet_topic: str = "routemq/fleet"
     fleet_status: bool = True
     fleet_status_interval: float = 2.0
+    fleet_control_key: Secret | None = None
     autoscale_target: float = 0.7
     autoscale_tolerance: float = 0.1
     autoscale_up_window: float = 3.0

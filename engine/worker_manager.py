@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 
 from .autoscale import AutoscaleRange
 from .details import RouteDetail, WorkerDetail
+from .fleet.control import RemoteCommand
+from .fleet.remote import RemoteControl
 from .fleet.status import StatusPublisher, package_version
 from .protocol import RoutesSource
 from .router import Router
@@ -283,7 +285,27 @@ class WorkerManager:
         """From the first start on, the manager's status for the fleet (FLEET_STATUS)."""
         if self._status is None and self.settings.fleet_status:
             self._status = StatusPublisher(self.settings, self.group_name, self.snapshot, package_version())
+            key = self.settings.fleet_control_key
+            self._status.listen(RemoteControl(self._status.topic_root, key.reveal() if key else None, self._remote))
             self._status.start()
+
+    def _remote(self, command: RemoteCommand) -> None:
+        """Carry out a signed remote command (engine/fleet/remote.py): the operator's verbs."""
+        args = command.args
+        if command.verb == "scale":
+            self.scale_route(args["route"], args["count"])
+        elif command.verb == "restart-dead":
+            self.restart_dead_workers()
+        elif command.verb == "restart-worker":
+            self.restart_worker(args["slot"])
+        elif command.verb == "stop":
+            self.stop_workers()
+        elif command.verb == "start":
+            self.start_workers()
+        elif command.verb == "autoscale":
+            self.set_autoscale(args["route"], args["min"], args["max"])
+        else:  # reload needs the routes' package, which the command line holds: not yet
+            raise ValueError(f"{command.verb} is not available as a remote command yet")
 
     def __enter__(self) -> WorkerManager:
         return self

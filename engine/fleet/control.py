@@ -120,9 +120,9 @@ class Verifier:
 
     def verify(self, raw: bytes, now: float) -> RemoteCommand:
         """The command in ``raw`` (a control message's payload) at ``now`` (unix seconds)."""
+        command = _shape(raw)  # first, so that even a refusal names the command it answers
         if not self._key:
-            raise Refused("remote control is disabled (FLEET_CONTROL_KEY is not set)")
-        command = _shape(raw)
+            raise Refused("remote control is disabled (FLEET_CONTROL_KEY is not set)", command["id"])
         command_id = command["id"]
         if not hmac.compare_digest(signature(command, self._key), command["sig"]):
             raise Refused("bad signature", command_id)

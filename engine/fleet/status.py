@@ -27,6 +27,7 @@ from typing import Any
 from ..mqtt_client import connect_options, new_client
 from ..settings import Settings
 from ..snapshot import ManagerSnapshot
+from .remote import RemoteControl
 from .snapshot_json import to_json
 
 log = logging.getLogger("routemq.fleet")
@@ -76,6 +77,8 @@ class StatusPublisher:
         self._client.will_set(self.topic, json.dumps({"manager": self.manager, "state": "offline"}), 1, True)
         self._client.on_connect = self._on_connect
         self._last: tuple[Any, ...] | None = None  # what was published last: (state, changes_of)
+        self._control: RemoteControl | None = None
+        self.topic_root = self.topic.removesuffix("/status")
 
     def start(self) -> None:
         options = connect_options(self.settings, clean=True, session_expiry=0)
@@ -93,6 +96,8 @@ class StatusPublisher:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if self._control is not None:
+            self._control.stop()
         try:
             if self._client.is_connected():
                 info = self._client.publish(self.topic, self._payload("offline"), qos=1, retain=True)
@@ -105,8 +110,15 @@ class StatusPublisher:
 
     # --- the publishing thread --------------------------------------------------------------------
 
+    def listen(self, control: RemoteControl) -> None:
+        """Carry ``control``'s commands on this connection too (call before :meth:`start`)."""
+        self._control = control
+        control.attach(self._client)
+
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None) -> None:
         self._last = None  # a (re)connection publishes at once: the will may have said offline
+        if self._control is not None:
+            self._control.connected(client)
 
     def _run(self) -> None:
         due = 0.0

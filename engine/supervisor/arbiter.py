@@ -237,7 +237,7 @@ class Arbiter:
             group_name=self.identity.group,
             route_topic=pool.route.topic if pool.route is not None else None,
             routes=self.routes,
-            settings=self.settings,
+            settings=self.settings.replace(fleet_control_key=None),  # a worker has no use for it
             drain=slot.retiring,
             sys_path=tuple(sys.path),
             quarantine=tuple(Quarantined(key, s.deaths, s.last_exit) for key, s in self.poison.quarantined(slot.key)),

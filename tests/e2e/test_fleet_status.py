@@ -12,6 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from engine.fleet.control import signed
 from engine.fleet.snapshot_json import from_json
 from engine.settings import Secret
 from engine.snapshot import SlotState
@@ -104,3 +105,68 @@ def test_a_killed_manager_reads_offline_from_its_last_will(broker, group_name, w
         assert watcher.latest["edge-k"] == {"manager": "edge-k", "state": "offline"}
     finally:
         process.close()
+
+
+class Operator:
+    """Publishes commands to a manager's control topic and collects its replies."""
+
+    def __init__(self, broker, group: str) -> None:
+        self.replies: dict[str, dict[str, Any]] = {}
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_reply
+        self.client.connect(broker.host, broker.port)
+        self.client.subscribe(f"routemq/fleet/{group}/+/reply", qos=1)
+        self.client.loop_start()
+        self.group = group
+
+    def _on_reply(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        reply = json.loads(message.payload)
+        self.replies[str(reply.get("id"))] = reply
+
+    def send(self, manager: str, payload: str | bytes, reply_id: str) -> dict[str, Any]:
+        self.replies.pop(reply_id, None)  # an id sent again (a replay) gets a reply of its own
+        self.client.publish(f"routemq/fleet/{self.group}/{manager}/control", payload, qos=1).wait_for_publish(5)
+        return wait_until(lambda: self.replies.get(reply_id), what=f"the reply to {reply_id}")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_signed_commands_steer_exactly_one_manager_and_every_bad_one_is_refused_changing_nothing(
+    broker, group_name, start, watcher
+):
+    key = "operators-key-1"
+    keyed = start(one_route_router(), broker, group_name, fleet_status=True, manager_id="edge-a",
+                  fleet_control_key=Secret(key))
+    keyless = start(one_route_router(), broker, group_name, fleet_status=True, manager_id="edge-b")
+    wait_until(lambda: watcher.state_of("edge-a") == watcher.state_of("edge-b") == "online", what="both online")
+    operator = Operator(broker, group_name)
+
+    def sizes() -> tuple[int, int]:
+        return keyed.snapshot().routes[0].desired_workers, keyless.snapshot().routes[0].desired_workers
+
+    try:
+        good = signed("scale-1", "scale", {"route": "jobs/{name}", "count": 2}, time.time(), key)
+        assert operator.send("edge-a", json.dumps(good), "scale-1") == {"id": "scale-1", "ok": True}
+        assert sizes() == (2, 1), "exactly that manager's pool"
+        refusals = {
+            "wrong-key": signed("wrong-key", "scale", {"route": "jobs/{name}", "count": 5}, time.time(), "nope"),
+            "stale": signed("stale", "scale", {"route": "jobs/{name}", "count": 5}, time.time() - 120, key),
+            "scale-1": good,  # replayed
+            "no-route": signed("no-route", "scale", {"route": "elsewhere/+", "count": 5}, time.time(), key),
+        }
+        reasons = {name: operator.send("edge-a", json.dumps(command), name) for name, command in refusals.items()}
+        assert reasons["wrong-key"]["error"] == "bad signature"
+        assert reasons["stale"]["error"].startswith("stale: ts is")
+        assert reasons["scale-1"]["error"].startswith("replayed")
+        assert reasons["no-route"]["error"].startswith("scale: no shared route 'elsewhere/+'")
+        assert all(r["ok"] is False for r in reasons.values())
+        malformed = operator.send("edge-a", b"{not json", "None")
+        assert malformed == {"id": None, "ok": False, "error": "malformed: not JSON"}
+        disabled = signed("keyless", "scale", {"route": "jobs/{name}", "count": 3}, time.time(), key)
+        assert operator.send("edge-b", json.dumps(disabled), "keyless")["error"].startswith(
+            "remote control is disabled")
+        assert sizes() == (2, 1), "no refused command changed anything"
+    finally:
+        operator.close()
