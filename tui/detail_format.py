@@ -1,13 +1,12 @@
-"""Text for the detail screens: handler times, histogram bounds, and text from workers made safe.
+"""Text for the detail screens: handler times, histogram bounds, sizes and stamps.
 
-Plain functions of plain values, like ``format.py`` (whose helpers they build on).
+Plain functions of plain values, like ``format.py`` (whose helpers they build on). Text from
+workers is made safe by ``engine.text.printable``, the one way for every screen.
 """
 
 from __future__ import annotations
 
 import time
-
-from engine.text import printable  # noqa: F401  (the one way handler text is made safe to show)
 
 from . import format as fmt
 

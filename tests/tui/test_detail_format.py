@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 
 from engine.details import FailureExample, FailureGroup, HeldMessage, WorkerDetail
+from engine.text import printable
 from engine.timings import BOUNDS, BUCKETS, bucket_of
 from tui import format as fmt
-from tui.detail_format import bound, handler_time, payload_size, printable
+from tui.detail_format import bound, handler_time, payload_size
 from tui.widgets.failure_example import example_text, preview_lines
 from tui.widgets.handler_times import header_row, quantile_row
 from tui.widgets.held_messages import held_lines

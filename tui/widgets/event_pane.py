@@ -21,8 +21,8 @@ from rich.text import Text
 from textual.events import Resize
 
 from engine.snapshot import EngineEvent
+from engine.text import printable
 
-from ..detail_format import printable
 from .log_panel import LogPanel
 
 

@@ -24,9 +24,10 @@ from textual.events import Resize
 from textual.widgets import Static
 
 from engine.details import FailureGroup
+from engine.text import printable
 
 from .. import format as fmt
-from ..detail_format import payload_size, printable, stamp
+from ..detail_format import payload_size, stamp
 
 _LABEL = 10
 # One character of the payload as the preview shows it: an escape (\x1b, \u202e, \n) or a character.

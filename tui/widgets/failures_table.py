@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from engine.details import FailureGroup
+from engine.text import printable
 
 from .. import format as fmt
-from ..detail_format import printable
 from .keyed_table import ColumnSpec, KeyedTable
 
 COLUMNS: tuple[ColumnSpec[FailureGroup], ...] = (

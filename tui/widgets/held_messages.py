@@ -13,9 +13,9 @@ from rich.text import Text
 from textual.widget import Widget
 
 from engine.details import HeldMessage
+from engine.text import printable
 
 from .. import format as fmt
-from ..detail_format import printable
 
 _AGE = 7
 

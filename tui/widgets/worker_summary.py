@@ -14,9 +14,9 @@ from textual.widget import Widget
 
 from engine.details import WorkerDetail
 from engine.snapshot import SlotState
+from engine.text import printable
 
 from .. import format as fmt
-from ..detail_format import printable
 from .workers_table import state_text
 
 LATE_HEARTBEAT = 3.0  # seconds: a worker is heard every second; this late, something is wrong
