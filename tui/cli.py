@@ -311,6 +311,11 @@ def why_headless(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["ctl"]:
+        from .ctl import main as ctl_main  # `routemq-dash ctl ...`: the fleet's command line
+
+        return ctl_main(argv[1:])
     args = build_parser().parse_args(argv)
     no_screen = why_headless(args)
     headless = args.no_ui or no_screen is not None

@@ -26,14 +26,21 @@ from .control import Refused, RemoteCommand, Verifier
 log = logging.getLogger("routemq.fleet")
 
 Execute = Callable[[RemoteCommand], None]
+Announce = Callable[[str, int], None]
+
+
+def _log(message: str, level: int) -> None:
+    log.log(level, "%s", message)
 
 
 class RemoteControl:
-    def __init__(self, topic_root: str, key: str | None, execute: Execute) -> None:
+    def __init__(self, topic_root: str, key: str | None, execute: Execute, announce: Announce = _log) -> None:
+        """``announce`` tells the operator what was carried out or refused (the manager's events)."""
         self.control_topic = f"{topic_root}/control"
         self.reply_topic = f"{topic_root}/reply"
         self._verifier = Verifier(key)
         self._execute = execute
+        self._announce = announce
         self._inbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
         self._client: mqtt.Client | None = None
         self._thread = threading.Thread(target=self._run, name="routemq-fleet-control", daemon=True)
@@ -65,15 +72,17 @@ class RemoteControl:
         try:
             command = self._verifier.verify(raw, time.time())
         except Refused as refused:
-            log.warning("remote command %s refused: %s", refused.command_id or "(no id)", refused.reason)
+            self._announce(f"remote command {refused.command_id or '(no id)'} refused: {refused.reason}",
+                           logging.WARNING)
             return refused.command_id, refused.reason
         try:
             self._execute(command)
         except Exception as exc:  # the manager's own checks: nothing changed
             reason = f"{command.verb}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-            log.warning("remote command %s refused: %s", command.id, reason)
+            self._announce(f"remote command {command.id} refused: {reason}", logging.WARNING)
             return command.id, reason
-        log.info("remote command %s carried out: %s %s", command.id, command.verb, json.dumps(command.args))
+        self._announce(f"remote command {command.id} carried out: {command.verb} {json.dumps(command.args)}",
+                       logging.INFO)
         return command.id, None
 
     def _reply(self, command_id: str | None, error: str | None) -> None:

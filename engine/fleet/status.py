@@ -3,7 +3,8 @@
 Every manager of a group publishes, retained at QoS 1, on
 ``<FLEET_TOPIC>/<group>/<manager id>/status``: who it is (``manager``, ``host``, ``pid``,
 ``version``), its ``state`` (``online``, ``stopping``, ``offline``), the ``time`` (unix
-seconds) and its whole ``snapshot`` (engine/fleet/snapshot_json.py). It publishes every
+seconds), its ``interval`` (seconds; three without a status read "stale") and its whole
+``snapshot`` (engine/fleet/snapshot_json.py). It publishes every
 FLEET_STATUS_INTERVAL seconds and at once when a worker's state, a pool's size or the broker's
 state changes; always the whole snapshot, which a dashboard applies by replacing the last one
 (a few kilobytes a second per manager: simpler, and cheaper to apply, than merging diffs).
@@ -88,7 +89,7 @@ class StatusPublisher:
         self._thread.start()
 
     def set_state(self, state: str) -> None:
-        """``stopping`` while the manager stops its workers; published at once."""
+        """``stopping`` while the manager stops its workers, ``online`` again after; published at once."""
         self.state = state
 
     def stop(self) -> None:
@@ -141,6 +142,7 @@ class StatusPublisher:
             "pid": os.getpid(),
             "version": self.version,
             "time": time.time(),
+            "interval": self.settings.fleet_status_interval,  # when an observer should call it stale
         }
         if snapshot is not None:
             status["snapshot"] = to_json(snapshot)

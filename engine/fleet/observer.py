@@ -1,0 +1,308 @@
+"""FleetObserver: every manager of a group, as their statuses on the broker say, and a way to send
+them signed commands and hear their replies.
+
+What ``routemq-dash ctl`` and the dashboard's fleet screen read. It keeps one MQTT connection of
+its own, subscribed to ``<FLEET_TOPIC>/<group>/+/status`` and ``.../+/reply``. Statuses come from
+anyone who may publish on those topics, so each is read as untrusted: bounded in size, checked
+field by field (a status that does not read is kept as a ``problem``, never raised), and the
+manager is named by its topic, not by what the payload claims.
+
+A status is retained, so a new observer learns the whole fleet at once. It knows it has
+(:meth:`FleetObserver.wait_synced`) when the SUBACK of a second subscription comes back: the
+broker sends a subscription's retained messages right after its SUBACK, on the same connection,
+before it answers the next SUBSCRIBE.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from ..mqtt_client import connect_options, new_client
+from ..settings import Settings
+from ..snapshot import ManagerSnapshot
+from .control import signed
+from .snapshot_json import from_json
+
+STALE_INTERVALS = 3  # a manager not heard for this many of its intervals reads "stale"
+MAX_STATUS = 4 * 1024 * 1024  # bytes of one status
+MAX_MANAGERS = 10_000  # managers one observer keeps (statuses beyond are ignored)
+STATES = ("online", "stopping", "offline")
+
+
+class RemoteControlOff(Exception):
+    """This side has no FLEET_CONTROL_KEY, so it cannot sign a command."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A manager's answer to one command."""
+
+    manager: str
+    id: str
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ManagerStatus:
+    """One manager as its last status said, ``age`` seconds ago (as received here).
+
+    ``state`` is what it said (``online``, ``stopping``, ``offline``) or ``stale`` when an online
+    or stopping manager has not been heard for 3 of its intervals. ``problem`` says why a status
+    could not be read (the rest is then what was read before, if anything).
+    """
+
+    manager: str
+    state: str
+    age: float
+    host: str = ""
+    pid: int | None = None
+    version: str = ""
+    time: float | None = None  # the manager's clock when it sent the status
+    interval: float = 2.0
+    snapshot: ManagerSnapshot | None = None
+    problem: str | None = None
+
+    @property
+    def live_workers(self) -> int:
+        return self.snapshot.live_workers if self.snapshot else 0
+
+    @property
+    def desired_workers(self) -> int:
+        return self.snapshot.desired_workers if self.snapshot else 0
+
+    @property
+    def messages_per_second(self) -> float:
+        return self.snapshot.messages_per_second if self.snapshot and self.state == "online" else 0.0
+
+    @property
+    def failed(self) -> int:
+        return self.snapshot.failed if self.snapshot else 0
+
+    @property
+    def broker_state(self) -> str:
+        return self.snapshot.broker.state if self.snapshot else ""
+
+    @property
+    def reachable(self) -> bool:
+        """Whether a command sent now may be answered."""
+        return self.state in ("online", "stopping")
+
+
+@dataclass
+class _Heard:
+    """What the observer keeps of one manager (mutable, under the observer's lock)."""
+
+    received: float  # monotonic
+    state: str = "offline"
+    host: str = ""
+    pid: int | None = None
+    version: str = ""
+    time: float | None = None
+    interval: float = 2.0
+    snapshot: ManagerSnapshot | None = None
+    problem: str | None = None
+
+    def view(self, manager: str, now: float) -> ManagerStatus:
+        age = max(0.0, now - self.received)
+        state = self.state
+        if state != "offline" and age > STALE_INTERVALS * self.interval:
+            state = "stale"
+        return ManagerStatus(manager, state, age, self.host, self.pid, self.version, self.time, self.interval,
+                             self.snapshot, self.problem)
+
+
+def read_status(heard: _Heard, payload: bytes, manager: str, default_interval: float) -> None:
+    """Apply one status payload to what is known of ``manager``; a bad one sets ``problem``."""
+    if len(payload) > MAX_STATUS:
+        heard.problem = f"status of {len(payload)} bytes ignored (at most {MAX_STATUS})"
+        return
+    try:
+        status = json.loads(payload)
+    except (ValueError, RecursionError):
+        heard.problem = "status is not JSON"
+        return
+    if not isinstance(status, dict):
+        heard.problem = "status is not a JSON object"
+        return
+    state = status.get("state")
+    if state not in STATES:
+        heard.problem = f"unknown state {str(state)[:40]!r}"
+        return
+    claimed = status.get("manager")
+    if claimed != manager:
+        heard.problem = f"status names manager {str(claimed)[:64]!r}, not the one of its topic"
+        return
+    heard.state, heard.problem = state, None
+    if state == "offline" and "snapshot" not in status:  # the last will: keep what was known
+        return
+    heard.host = _text(status.get("host"))
+    heard.version = _text(status.get("version"))
+    pid = status.get("pid")
+    heard.pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid < 2**31 else None
+    heard.time = _number(status.get("time"), 0, 1e12)
+    heard.interval = _number(status.get("interval"), 0.05, 3600) or default_interval
+    if "snapshot" in status:
+        try:
+            heard.snapshot = from_json(status["snapshot"])
+        except (ValueError, TypeError, RecursionError) as exc:
+            heard.problem = str(exc)[:200]
+
+
+def _text(value: Any) -> str:
+    return value[:256] if isinstance(value, str) else ""
+
+
+def _number(value: Any, low: float, high: float) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return value if low <= value <= high else None
+    return None
+
+
+class FleetObserver:
+    """Watch the managers of ``group`` and send them commands. ``start()``, then read
+    :meth:`managers`; ``close()`` at the end."""
+
+    def __init__(self, settings: Settings, group: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.settings = settings
+        self.group = group
+        self.root = f"{settings.fleet_topic}/{group}"
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._heard: dict[str, _Heard] = {}
+        self._waiting: dict[str, tuple[str, Future[Reply]]] = {}  # command id -> (manager, its reply)
+        self._synced = threading.Event()
+        self._sync_mid: int | None = None
+        self.connected = threading.Event()
+        self.connect_problem: str | None = None
+        suffix = uuid.uuid4().hex[:8]
+        self._client = new_client(settings, f"{settings.client_id}-observer-{suffix}", clean=True)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.message_callback_add(f"{self.root}/+/status", self._on_status)
+        self._client.message_callback_add(f"{self.root}/+/reply", self._on_reply)
+        self.statuses_read = 0  # how many status messages were applied (the benchmark's count)
+
+    # --- connection -------------------------------------------------------------------------------
+
+    def start(self) -> FleetObserver:
+        self._client.connect_async(**connect_options(self.settings, clean=True, session_expiry=0))
+        self._client.loop_start()
+        return self
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+        with self._lock:
+            waiting, self._waiting = self._waiting, {}
+        for _, future in waiting.values():
+            future.cancel()
+
+    def wait_synced(self, timeout: float) -> bool:
+        """Wait until the retained statuses have arrived; False after ``timeout`` seconds."""
+        return self._synced.wait(timeout)
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None) -> None:
+        if reason.is_failure:
+            self.connect_problem = f"the broker refused the connection: {reason}"
+            return
+        self.connect_problem = None
+        self.connected.set()
+        client.subscribe(f"{self.root}/+/status", qos=1)
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None) -> None:
+        self.connected.clear()
+
+    def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, properties: Any = None) -> None:
+        if self._sync_mid is None or mid != self._sync_mid:
+            # The statuses' SUBACK: their retained messages follow it, before the next SUBACK.
+            _, self._sync_mid = client.subscribe(f"{self.root}/+/reply", qos=1)
+        else:
+            self._synced.set()
+
+    # --- statuses ---------------------------------------------------------------------------------
+
+    def _on_status(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        manager = message.topic[len(self.root) + 1 : -len("/status")]
+        now = self._clock()
+        with self._lock:
+            if not message.payload:  # a cleared retained status: forgotten
+                self._heard.pop(manager, None)
+                return
+            heard = self._heard.get(manager)
+            if heard is None:
+                if len(self._heard) >= MAX_MANAGERS:
+                    return
+                heard = self._heard[manager] = _Heard(now)
+            heard.received = now
+            read_status(heard, bytes(message.payload), manager, self.settings.fleet_status_interval)
+            self.statuses_read += 1
+
+    def managers(self) -> tuple[ManagerStatus, ...]:
+        """Every manager heard of, by id."""
+        now = self._clock()
+        with self._lock:
+            return tuple(self._heard[m].view(m, now) for m in sorted(self._heard))
+
+    def manager(self, manager: str) -> ManagerStatus | None:
+        now = self._clock()
+        with self._lock:
+            heard = self._heard.get(manager)
+            return heard.view(manager, now) if heard is not None else None
+
+    # --- commands ---------------------------------------------------------------------------------
+
+    @property
+    def can_sign(self) -> bool:
+        return self.settings.fleet_control_key is not None
+
+    def send(self, manager: str, verb: str, args: dict[str, Any] | None = None) -> Future[Reply]:
+        """Send one signed command to ``manager``; the future holds its reply when it comes.
+
+        Raises RemoteControlOff when FLEET_CONTROL_KEY is not set here.
+        """
+        key = self.settings.fleet_control_key
+        if key is None:
+            raise RemoteControlOff("remote control is off: FLEET_CONTROL_KEY is not set")
+        command_id = uuid.uuid4().hex
+        command = signed(command_id, verb, args or {}, time.time(), key.reveal())
+        future: Future[Reply] = Future()
+        with self._lock:
+            self._waiting[command_id] = (manager, future)
+        future.add_done_callback(lambda _: self._forget(command_id))
+        self._client.publish(f"{self.root}/{manager}/control", json.dumps(command), qos=1)
+        return future
+
+    def _forget(self, command_id: str) -> None:
+        with self._lock:
+            self._waiting.pop(command_id, None)
+
+    def _on_reply(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        manager = message.topic[len(self.root) + 1 : -len("/reply")]
+        try:
+            reply = json.loads(message.payload)
+        except (ValueError, RecursionError):
+            return
+        if not isinstance(reply, dict) or not isinstance(command_id := reply.get("id"), str):
+            return
+        with self._lock:
+            waiting = self._waiting.get(command_id)
+        if waiting is None or waiting[0] != manager:
+            return  # another sender's command, or an answer from the wrong manager
+        error = reply.get("error")
+        ok = reply.get("ok") is True
+        text = None if ok else (error[:500] if isinstance(error, str) else "refused (no reason given)")
+        future = waiting[1]
+        if not future.done():
+            future.set_result(Reply(manager, command_id, ok, text))
