@@ -78,6 +78,8 @@ class StatusPublisher:
         self._client.will_set(self.topic, json.dumps({"manager": self.manager, "state": "offline"}), 1, True)
         self._client.on_connect = self._on_connect
         self._last: tuple[Any, ...] | None = None  # what was published last: (state, changes_of)
+        self._due = 0.0  # monotonic time of the next status even without a change
+        self._publishing = threading.Lock()
         self._control: RemoteControl | None = None
         self.topic_root = self.topic.removesuffix("/status")
 
@@ -89,8 +91,14 @@ class StatusPublisher:
         self._thread.start()
 
     def set_state(self, state: str) -> None:
-        """``stopping`` while the manager stops its workers, ``online`` again after; published at once."""
+        """``stopping`` while the manager stops its workers, ``online`` again after.
+
+        Published from the caller's thread, before it goes on: a stop quicker than the publishing
+        thread's next look would otherwise never show ``stopping``.
+        """
         self.state = state
+        if self._client.is_connected():
+            self._publish(self._snapshot())
 
     def stop(self) -> None:
         """Publish ``offline`` (waiting a little for the broker to have it), then disconnect."""
@@ -122,17 +130,19 @@ class StatusPublisher:
             self._control.connected(client)
 
     def _run(self) -> None:
-        due = 0.0
         while not self._stop.wait(CHECK_EVERY):
-            now = time.monotonic()
             snapshot = self._snapshot()
-            changed = (self.state, changes_of(snapshot))
-            if changed == self._last and now < due:
+            if (self.state, changes_of(snapshot)) == self._last and time.monotonic() < self._due:
                 continue
-            if not self._client.is_connected():
-                continue
-            self._client.publish(self.topic, self._payload(self.state, snapshot), qos=1, retain=True)
-            self._last, due = changed, now + self.settings.fleet_status_interval
+            if self._client.is_connected():
+                self._publish(snapshot)
+
+    def _publish(self, snapshot: ManagerSnapshot) -> None:
+        with self._publishing:  # the thread and set_state: one status after the other, the last one last
+            state = self.state
+            self._client.publish(self.topic, self._payload(state, snapshot), qos=1, retain=True)
+            self._last = (state, changes_of(snapshot))
+            self._due = time.monotonic() + self.settings.fleet_status_interval
 
     def _payload(self, state: str, snapshot: ManagerSnapshot | None = None) -> str:
         status: dict[str, Any] = {

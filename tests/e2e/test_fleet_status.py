@@ -170,3 +170,14 @@ def test_signed_commands_steer_exactly_one_manager_and_every_bad_one_is_refused_
         assert sizes() == (2, 1), "no refused command changed anything"
     finally:
         operator.close()
+
+
+def test_stopping_while_the_workers_stop_then_online_and_idle(broker, group_name, start, watcher):
+    manager = start(one_route_router(), broker, group_name, fleet_status=True, manager_id="edge-s",
+                    fleet_status_interval=3600)
+    wait_until(lambda: watcher.state_of("edge-s") == "online", what="online")
+    manager.stop_workers()
+    wait_until(lambda: (s := watcher.latest["edge-s"]) and s["state"] == "online"
+               and [w["state"] for w in s["snapshot"]["workers"]] == ["exited"], what="online again, stopped")
+    states = [status["state"] for _, manager_id, status in watcher.received if manager_id == "edge-s"]
+    assert "stopping" in states and states.index("stopping") < len(states) - 1

@@ -1,0 +1,151 @@
+"""FleetObserver on a real broker: what it makes of statuses, good, stale and hostile, and of
+replies that are not for it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from engine.fleet.control import signature
+from engine.fleet.observer import FleetObserver, RemoteControlOff, Reply
+from engine.fleet.snapshot_json import to_json
+from engine.settings import Secret
+from engine.snapshot import BrokerInfo, ManagerSnapshot, SlotState, WorkerInfo
+from tests.support import settings_for, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def snapshot_json(group: str, workers: int) -> dict[str, Any]:
+    snapshot = ManagerSnapshot(
+        group=group, broker=BrokerInfo("b:1883", "connected"), messages_per_second=12.5, failed=3,
+        workers=tuple(WorkerInfo(f"r#{i}", "r", i, f"c{i}", SlotState.RUNNING, pid=100 + i, connected=True)
+                      for i in range(workers)))
+    return to_json(snapshot)
+
+
+class Publisher:
+    def __init__(self, broker, group: str) -> None:
+        self.group = group
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def status(self, manager: str, payload: dict[str, Any] | bytes) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        topic = f"routemq/fleet/{self.group}/{manager}/status"
+        self.client.publish(topic, data, qos=1, retain=True).wait_for_publish(5)
+
+    def close(self) -> None:
+        for manager in ("edge-a", "edge-b", "liar", "junk", "broken"):  # retained: cleared for the next test
+            self.client.publish(f"routemq/fleet/{self.group}/{manager}/status", b"", qos=1, retain=True)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+@pytest.fixture
+def publisher(broker, group_name):
+    made = Publisher(broker, group_name)
+    yield made
+    made.close()
+
+
+def online(manager: str, group: str, workers: int = 2, interval: float = 1.0) -> dict[str, Any]:
+    return {"manager": manager, "state": "online", "host": "h1", "pid": 42, "version": "1.0", "time": 1.7e9,
+            "interval": interval, "snapshot": snapshot_json(group, workers)}
+
+
+def test_retained_statuses_are_all_in_once_synced_and_go_stale_after_three_intervals(broker, group_name, publisher):
+    publisher.status("edge-a", online("edge-a", group_name, workers=3))
+    publisher.status("edge-b", {"manager": "edge-b", "state": "offline"})  # a last will, nothing known before
+    clock = Clock()
+    observer = FleetObserver(settings_for(broker, group_name), group_name, clock=clock).start()
+    try:
+        assert observer.wait_synced(10)
+        a, b = observer.managers()  # in order of their ids, both there once synced: no waiting
+        assert (a.manager, a.state, a.host, a.pid, a.live_workers, a.messages_per_second, a.failed,
+                a.broker_state) == ("edge-a", "online", "h1", 42, 3, 12.5, 3, "connected")
+        assert (b.manager, b.state, b.snapshot, b.reachable) == ("edge-b", "offline", None, False)
+        clock.now += 3.0
+        assert observer.manager("edge-a").state == "online", "three intervals is not yet stale"
+        clock.now += 0.1
+        stale = observer.manager("edge-a")
+        assert (stale.state, stale.live_workers, stale.reachable) == ("stale", 3, False)
+        assert observer.manager("edge-b").state == "offline", "offline never reads stale"
+        # The will arrives: offline, and what was known of the manager is kept.
+        publisher.status("edge-a", {"manager": "edge-a", "state": "offline"})
+        gone = wait_until(lambda: (m := observer.manager("edge-a")) and m.state == "offline" and m,
+                          what="edge-a offline")
+        assert (gone.host, gone.live_workers, gone.messages_per_second) == ("h1", 3, 0.0)
+    finally:
+        observer.close()
+
+
+def test_a_hostile_status_is_a_problem_of_its_manager_never_an_error(broker, group_name, publisher):
+    observer = FleetObserver(settings_for(broker, group_name), group_name).start()
+    try:
+        assert observer.wait_synced(10)
+        publisher.status("edge-a", online("edge-a", group_name))
+        publisher.status("liar", online("edge-a", group_name))  # claims another manager's name
+        publisher.status("junk", b"\xff{not json")
+        broken = online("broken", group_name)
+        broken["snapshot"]["workers"][0]["state"] = "dancing"
+        broken["pid"] = "not a pid"
+        publisher.status("broken", broken)
+        seen = wait_until(lambda: len(m := observer.managers()) == 4 and {x.manager: x for x in m},
+                          what="four managers")
+        assert seen["edge-a"].problem is None and seen["edge-a"].live_workers == 2
+        assert seen["liar"].problem == "status names manager 'edge-a', not the one of its topic"
+        assert seen["junk"].problem == "status is not JSON"
+        assert seen["broken"].problem == "snapshot.workers[0].state: unknown state 'dancing'"
+        assert seen["broken"].pid is None and seen["broken"].snapshot is None
+        # A cleared retained status forgets the manager.
+        publisher.status("junk", b"")
+        wait_until(lambda: observer.manager("junk") is None, what="junk forgotten")
+    finally:
+        observer.close()
+
+
+def test_without_a_key_nothing_is_sent(broker, group_name):
+    observer = FleetObserver(settings_for(broker, group_name), group_name).start()
+    try:
+        assert observer.wait_synced(10) and not observer.can_sign
+        with pytest.raises(RemoteControlOff, match="FLEET_CONTROL_KEY is not set"):
+            observer.send("edge-a", "stop")
+    finally:
+        observer.close()
+
+
+def test_a_reply_counts_only_from_the_manager_the_command_went_to(broker, group_name, publisher):
+    commands: list[dict[str, Any]] = []
+    publisher.client.on_message = lambda c, u, message: commands.append(json.loads(message.payload))
+    publisher.client.subscribe(f"routemq/fleet/{group_name}/+/control", qos=1)
+    observer = FleetObserver(settings_for(broker, group_name, fleet_control_key=Secret("k")), group_name).start()
+    try:
+        assert observer.wait_synced(10)
+        reply = observer.send("edge-a", "scale", {"route": "r", "count": 2})
+        command = wait_until(lambda: commands and commands[0], what="the command on edge-a's control topic")
+        assert command["verb"] == "scale" and command["sig"] == signature(command, "k")
+
+        def answer(manager: str, body: dict[str, Any]) -> None:
+            topic = f"routemq/fleet/{group_name}/{manager}/reply"
+            publisher.client.publish(topic, json.dumps(body), qos=1).wait_for_publish(5)
+
+        answer("edge-b", {"id": command["id"], "ok": True})  # the wrong manager: ignored
+        answer("edge-a", {"id": "someone-elses", "ok": True})  # another sender's command: ignored
+        answer("edge-a", {"id": command["id"], "ok": False, "error": "scale: no shared route 'r'"})
+        assert reply.result(timeout=10) == Reply("edge-a", command["id"], False, "scale: no shared route 'r'")
+    finally:
+        observer.close()
