@@ -37,6 +37,7 @@ BENCH = ROOT / "bench"
 PYTHON = sys.executable
 OURS = (
     "throughput", "scaling", "startup", "recovery", "latency", "memory", "snapshot_cost", "handler_timing", "autoscale",
+    "fleet",
 )
 OPTIONAL = ("routing", "dashboard")  # other engineers' modules, run when present
 MODULE_TIMEOUT = 600

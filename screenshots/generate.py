@@ -26,6 +26,8 @@ PICTURES = {  # file name -> scene
     "help.svg": "help",
     "worker.svg": "worker_screen",
     "route.svg": "route_screen",
+    "fleet.svg": "fleet",
+    "fleet-manager.svg": "fleet_manager",
 }
 
 

@@ -4,7 +4,8 @@ The app only reads the engine's snapshots and events and calls its methods (``En
 Reading is cheap but still happens in a thread, and every other engine call can take seconds,
 so all of them run in thread workers (``EngineCalls``): the event loop never waits for the
 engine. What the keys do lives beside it (``pool_actions``, ``main_actions``); the app's action
-methods are one line each, because Textual looks for them on the app.
+methods are one line each, because Textual looks for them on the app. The other managers of the
+group come the same way, through ``FleetPort`` (the fleet screen, F; ``fleet_commands`` steers them).
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ from engine.snapshot import EngineEvent, ManagerSnapshot
 from . import keys, log_bridge, main_actions
 from .engine_calls import QUIT_GROUP, EngineCalls
 from .engine_port import EnginePort
+from .fleet_commands import NO_FLEET
+from .fleet_port import FleetPort
 from .palette import DashboardCommands
 from .pool_actions import PoolActions
 from .screens.detail import DetailScreen
-from .screens.help import HelpRow, HelpScreen
+from .screens.fleet import FleetScreen
+from .screens.fleet_view import FleetView
+from .screens.help import HelpScreen, help_rows
 from .screens.route import RouteScreen
 from .screens.worker import WorkerScreen
 from .toasts import ToastLimiter
@@ -57,6 +62,9 @@ _POOL_ACTIONS = frozenset({"scale_up", "scale_down", "toggle_autoscale", "restar
 # Keys about the main screen's tables and panel: off (and out of the footer) on the detail screens.
 _MAIN_SCREEN_ACTIONS = frozenset({"restart_selected", "kill_selected", "scale_to", "filter", "sort_biggest_first",
                                   "events_warnings", "events_worker"})
+# Keys about this manager's own pools and tables: off on the fleet's screens (the manager screen binds
+# the pool keys again, for the manager it shows) and when only observing.
+_LOCAL_ACTIONS = _POOL_ACTIONS | _MAIN_SCREEN_ACTIONS | {"cycle_sort", "reverse_sort"}
 
 
 class DashboardApp(App[int]):
@@ -64,7 +72,10 @@ class DashboardApp(App[int]):
 
     ``refresh`` is the seconds between refreshes (each one re-armed only after the previous
     finished), or None to refresh only when :meth:`refresh_dashboard` is awaited (tests,
-    screenshots). ``start`` starts the workers on mount. ``theme`` defaults to textual-dark,
+    screenshots). ``start`` starts the workers on mount. ``fleet`` is what the fleet screen shows
+    (the other managers of the group; None: the fleet key says it is not available); the app
+    closes it when it quits. ``observe`` (routemq-dash --observe) makes the fleet screen the only
+    one: the engine then has no workers, and leaving stops nothing. ``theme`` defaults to textual-dark,
     pinned so that screens look the same everywhere. ``freeze_gc`` (the real command, not a test
     process, which would keep every app it ran) freezes what start-up built once the first
     refresh is on screen: see :meth:`_freeze_startup_objects`.
@@ -81,6 +92,8 @@ class DashboardApp(App[int]):
         self,
         manager: EnginePort,
         *,
+        fleet: FleetPort | None = None,
+        observe: bool = False,
         refresh: float | None = 1.0,
         start: bool = True,
         theme: str | None = None,
@@ -89,9 +102,13 @@ class DashboardApp(App[int]):
     ) -> None:
         if refresh is not None and not refresh > 0:
             raise ValueError(f"refresh must be a positive number of seconds, not {refresh!r}")
+        if observe and fleet is None:
+            raise ValueError("observing needs a fleet to observe")
         super().__init__()
         self.theme = theme or DEFAULT_THEME
         self.manager = manager
+        self.fleet = fleet
+        self.observe = observe
         self.refresh_interval = refresh
         self.start_on_mount = start
         self.handle_signals = handle_signals
@@ -147,6 +164,8 @@ class DashboardApp(App[int]):
                 loop.add_signal_handler(signum, self._on_stop_signal)
         if self.start_on_mount:
             self.action_start_all()
+        if self.observe:
+            self.push_screen(FleetScreen())
         self._refresh_cycle()
 
     def on_unmount(self) -> None:
@@ -168,23 +187,30 @@ class DashboardApp(App[int]):
         async with self._refresh_lock:
             self.refreshing = True
             try:
-                poll = self.run_worker(self._poll_engine, group="poll", thread=True, exit_on_error=False)
-                try:
-                    snapshot, new_events = await poll.wait()
-                except WorkerFailed as failure:
-                    self._show_engine_problem(failure.error)
-                    return
-                self._engine_problem = None
-                self._show(snapshot, new_events)
-                await self._refresh_detail_screens()
+                engine_answered = await self._refresh_engine()
+                await self._refresh_screens(engine_answered)
             finally:
                 self.refreshing = False
 
-    async def _refresh_detail_screens(self) -> None:
-        # An open worker or route screen (under a dialog, too) is as fresh as the tables.
+    async def _refresh_engine(self) -> bool:
+        poll = self.run_worker(self._poll_engine, group="poll", thread=True, exit_on_error=False)
+        try:
+            snapshot, new_events = await poll.wait()
+        except WorkerFailed as failure:
+            self._show_engine_problem(failure.error)
+            return False
+        self._engine_problem = None
+        self._show(snapshot, new_events)
+        return True
+
+    async def _refresh_screens(self, engine_answered: bool) -> None:
+        # An open worker, route, fleet or manager screen (under a dialog, too) is as fresh as the
+        # tables; the fleet's screens whatever this manager's engine says.
         for screen in list(self.screen_stack):
-            if isinstance(screen, DetailScreen):
+            if isinstance(screen, DetailScreen) and engine_answered:
                 await screen.refresh_detail()
+            elif isinstance(screen, FleetView):
+                await screen.refresh_fleet()
 
     def on_table_view_row_selected(self, event: RowSelected) -> None:
         """Enter on a worker or a route opens its screen (Esc comes back to the same row)."""
@@ -288,7 +314,11 @@ class DashboardApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in _MAIN_SCREEN_ACTIONS and self.screen is not self.screen_stack[0]:
             return False  # a detail screen: the key is its own, or nobody's
-        if self.quitting and action in _POOL_ACTIONS:
+        if action in _LOCAL_ACTIONS and (self.observe or isinstance(self.screen, FleetView)):
+            return False
+        if action == "fleet" and isinstance(self.screen, FleetScreen):
+            return False  # already there
+        if self.quitting and (action in _POOL_ACTIONS or action == "fleet"):
             return None  # shown dimmed in the footer, does nothing
         return True
 
@@ -344,25 +374,21 @@ class DashboardApp(App[int]):
     def action_reverse_sort(self) -> None:
         self.selected_table().reverse_sort()
 
+    async def action_fleet(self) -> None:
+        """The fleet screen: pushed, or uncovered when a manager's screen is over it."""
+        if self.fleet is None:
+            self.notify(NO_FLEET, title="Fleet", severity="warning")
+        elif any(isinstance(screen, FleetScreen) for screen in self.screen_stack):
+            while not isinstance(self.screen, FleetScreen):
+                await self.pop_screen()
+        else:
+            await self.push_screen(FleetScreen())
+
     def action_help(self) -> None:
         columns = [("Workers", self.workers_table.column_help()), ("Routes", self.routes_table.column_help())]
-        self.push_screen(HelpScreen(self._help_rows(), self.refresh_interval, columns))
-
-    def _help_rows(self) -> list[HelpRow]:
-        # The keys as bound now on the dashboard screen, so that a user's keymap shows here.
-        keys_by_id: dict[str, list[str]] = {}
-        for active in self.screen.active_bindings.values():
-            binding = active.binding
-            if binding.id in keys.COMMAND_IDS:
-                keys_by_id.setdefault(binding.id, []).append(self.get_key_display(binding))
-        keys_by_action: dict[str, list[str]] = {}
-        for command in keys.COMMANDS:  # in the table's order: q before Ctrl+C
-            shown = keys_by_id.get(command.id) or [command.key_display or command.key]
-            keys_by_action.setdefault(command.action, []).extend(shown)
-        return [
-            (" ".join(dict.fromkeys(keys_by_action[command.action])), command.help)
-            for command in keys.palette_commands()  # one row per action
-        ]
+        if isinstance(self.screen, FleetScreen):
+            columns = self.screen.help_columns()
+        self.push_screen(HelpScreen(help_rows(self), self.refresh_interval, columns))
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         # Our own "Quit" entry (DashboardCommands) says what quitting does; drop the generic one.
@@ -374,16 +400,28 @@ class DashboardApp(App[int]):
     # --- quitting -------------------------------------------------------------------------------
 
     async def action_quit(self) -> None:
-        """Stop every worker gracefully, then exit (q, Ctrl+C, Ctrl+Q, the palette, SIGTERM)."""
+        """Stop every worker gracefully, then exit (q, Ctrl+C, Ctrl+Q, the palette, SIGTERM).
+
+        Observing, there is nothing to stop: the fleet's connection closes and the app exits.
+        """
         if self.quitting:
             self.notify("Still stopping workers…", severity="warning")
             return
         self.quitting = True
+        if self.observe:
+            self.calls.run(QUIT_GROUP, "leaving", self._close_engine)
+            return
         while len(self.screen_stack) > 1:  # the banner is on the dashboard: show it
             await self.pop_screen()
         self.quit_banner.display = True
         self.refresh_bindings()
-        self.calls.run(QUIT_GROUP, "stopping workers", self.manager.close)
+        self.calls.run(QUIT_GROUP, "stopping workers", self._close_engine)
+
+    def _close_engine(self) -> None:
+        # The fleet first: closing it also ends the waits for replies (their futures are cancelled).
+        if self.fleet is not None:
+            self.fleet.close()
+        self.manager.close()
 
     def _finish_quit(self, worker: Worker[Any]) -> None:
         if worker.state is WorkerState.SUCCESS:

@@ -1,4 +1,5 @@
-"""``routemq-dash``: settings, broker, routers and manager; then the dashboard or the headless runner.
+"""``routemq-dash``: settings, broker, routers and manager; then the dashboard or the headless runner
+(``--observe``: the fleet screen alone, nothing started).
 
 Exit codes: 0 after a normal stop; 2 for a usage or configuration error, reported as one line on
 stderr naming the culprit (the variable, the package, the file and line, the option); 1 for a
@@ -20,10 +21,12 @@ from typing import NoReturn
 
 from engine import Router, RouterLoadError, RouterRegistry, SettingsError, WorkerManager, load_settings
 from engine.broker import BrokerChoice, BrokerStartError, broker_configured, choose_broker, parse_broker_option
-from engine.settings import VARIABLES, Settings, configure_logging
+from engine.settings import Settings, configure_logging
 from engine.worker_manager import ManagerConflict
 
 from . import __version__
+from .engine_port import EnginePort
+from .options import override
 
 PROG = "routemq-dash"
 EXIT_OK = 0
@@ -53,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run headless: event and status lines instead of the dashboard (implied when stdout or stderr is "
         "not a terminal)",
+    )
+    parser.add_argument(
+        "--observe",
+        action="store_true",
+        help="watch the fleet of the share group (every manager's status on the broker, steered with "
+        "FLEET_CONTROL_KEY) without starting any worker, broker or manager; needs a terminal",
     )
     parser.add_argument(
         "--routers",
@@ -202,17 +211,8 @@ def _broker_option(text: str) -> str:
 def load_configuration(args: argparse.Namespace) -> Settings:
     """The settings from --env-file and the environment, with --group and --manager-id applied
     and validated as their variables are."""
-    settings = load_settings(args.env_file)
-    for option, field in (("group", "group_name"), ("manager_id", "manager_id")):
-        value = getattr(args, option)
-        if value is None:
-            continue
-        parse = next(v.parse for v in VARIABLES if v.field == field)
-        try:
-            settings = settings.replace(**{field: parse(value)})
-        except ValueError as exc:
-            raise SettingsError(f"--{option.replace('_', '-')} {value!r} is not valid: {exc}") from None
-    return settings
+    settings = override(load_settings(args.env_file), "group", "group_name", args.group)
+    return override(settings, "manager-id", "manager_id", args.manager_id)
 
 
 def build_manager(
@@ -233,18 +233,32 @@ def build_manager(
 
 def run_ui(manager: WorkerManager, args: argparse.Namespace) -> int:
     """Run the dashboard until the operator quits; its exit code."""
+    return run_app(manager, manager.settings, manager.group_name, args)
+
+
+def run_app(engine: EnginePort, settings: Settings, group: str, args: argparse.Namespace, observe: bool = False) -> int:
+    """The app over ``engine``, with the fleet of ``group`` on the settings' broker (F; the only
+    screen when observing), until the operator quits; its exit code."""
+    from engine.fleet.observer import FleetObserver
+
     from .app import DashboardApp  # imported here: textual is only needed for the UI
 
-    app = DashboardApp(
-        manager,
-        refresh=args.refresh,
-        start=False,  # main() started the workers, so that a conflict is an error before the screen opens
-        theme=os.environ.get("TEXTUAL_THEME"),  # the user's choice wins over our default
-        handle_signals=True,
-        freeze_gc=True,
-    )
-    app.run()
-    return app.return_code or EXIT_OK
+    fleet = FleetObserver(settings, group).start()
+    try:
+        app = DashboardApp(
+            engine,
+            fleet=fleet,
+            observe=observe,
+            refresh=args.refresh,
+            start=False,  # main() started the workers, so that a conflict is an error before the screen opens
+            theme=os.environ.get("TEXTUAL_THEME"),  # the user's choice wins over our default
+            handle_signals=True,
+            freeze_gc=True,
+        )
+        app.run()
+        return app.return_code or EXIT_OK
+    finally:
+        fleet.close()
 
 
 def run_headless(manager: WorkerManager, args: argparse.Namespace) -> int:
@@ -317,6 +331,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return ctl_main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.observe:
+        from .observe import main as observe_main  # the fleet screen alone
+
+        return observe_main(args)
+    return run_session(args)
+
+
+def run_session(args: argparse.Namespace) -> int:
+    """Broker, routers, manager and what goes with them; then the dashboard or the headless runner."""
     no_screen = why_headless(args)
     headless = args.no_ui or no_screen is not None
     if headless:

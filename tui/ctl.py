@@ -18,11 +18,12 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, NoReturn
 
-from engine.broker import parse_broker_option
 from engine.fleet.observer import FleetObserver, ManagerStatus, RemoteControlOff, Reply
 from engine.setting_values import SettingsError
-from engine.settings import VARIABLES, Settings, load_settings
+from engine.settings import Settings, load_settings
 from engine.text import printable
+
+from .options import override, with_broker
 
 PROG = "routemq-dash ctl"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -105,22 +106,8 @@ def _count(verb: str, name: str, text: str) -> int:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings(args.env_file)
-    for option, field in (("group", "group_name"), ("manager", "manager_id")):
-        value = getattr(args, option)
-        if value is None:
-            continue
-        parse = next(v.parse for v in VARIABLES if v.field == field)
-        try:
-            settings = settings.replace(**{field: parse(value)})
-        except ValueError as exc:
-            raise Usage(f"--{option} {value!r} is not valid: {exc}") from None
-    if args.broker is not None:
-        try:
-            host, port = parse_broker_option(args.broker)
-        except ValueError as exc:
-            raise Usage(str(exc)) from None
-        settings = settings.replace(broker=host, **({"port": port} if port is not None else {}))
+    settings = override(load_settings(args.env_file), "group", "group_name", args.group)
+    settings = with_broker(override(settings, "manager", "manager_id", args.manager), args.broker)
     if args.timeout is not None and not 0 < args.timeout <= 3600:
         raise Usage(f"--timeout {args.timeout:g}: expected seconds above 0 and up to 3600")
     return settings

@@ -7,6 +7,7 @@ in the command palette. Keeping them in one table keeps the three in step.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from textual.binding import Binding
@@ -106,6 +107,11 @@ COMMANDS: tuple[KeyCommand, ...] = (
         "(again: every worker's).", show=False,
     ),
     KeyCommand("help", "question_mark", "help", "Help", "Help", "Show this help.", key_display="?"),
+    KeyCommand(
+        "fleet", "F", "fleet", "Fleet", "Fleet: every manager of the group",
+        "Show every manager of the share group that publishes its status on the broker; Enter on one shows "
+        "its workers and routes, which the same keys steer through signed commands (FLEET_CONTROL_KEY).",
+    ),
     # After help: on an 80-column footer, ? must stay in sight.
     KeyCommand(
         "filter", "slash", "filter", "Filter", "Filter the selected table",
@@ -128,8 +134,10 @@ COMMANDS: tuple[KeyCommand, ...] = (
 COMMAND_IDS = frozenset(command.id for command in COMMANDS)
 
 
-def bindings() -> list[Binding]:
-    """The app's BINDINGS, built from :data:`COMMANDS`."""
+def bindings(ids: Collection[str] | None = None) -> list[Binding]:
+    """The app's BINDINGS, built from :data:`COMMANDS`; with ``ids``, those commands only (a screen
+    that carries some of them out its own way binds them under the same ids, so that a keymap, the
+    footer and the help stay one)."""
     return [
         Binding(
             command.key,
@@ -142,6 +150,7 @@ def bindings() -> list[Binding]:
             id=command.id,
         )
         for command in COMMANDS
+        if ids is None or command.id in ids
     ]
 
 

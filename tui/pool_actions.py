@@ -8,16 +8,45 @@ app's action methods are one line each and call these; `=` (main_actions.py) sca
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from engine.snapshot import ManagerSnapshot, RouteInfo
+from engine.snapshot import ManagerSnapshot, RouteInfo, WorkerInfo
 
 from . import keys
 from .screens.confirm import ConfirmScreen
 
 if TYPE_CHECKING:
     from .app import DashboardApp
+
+
+def route_to_scale(routes: Sequence[RouteInfo], route_key: str | None, worker: WorkerInfo | None) -> RouteInfo | str:
+    """The shared route `+`, `-`, `=` and `A` act on, or why there is none (a warning to show).
+
+    ``route_key`` is the routes table's cursor row and ``worker`` the workers table's, whichever
+    table the operator used last (the other None); with neither, the first shared route.
+    """
+    route: RouteInfo | None
+    if route_key is not None:
+        route = next((r for r in routes if r.topic == route_key), None)
+    elif worker is not None:
+        if worker.is_main:
+            return ("The main worker serves the non-shared routes and does not scale; "
+                    "select a worker of a shared route.")
+        route = next((r for r in routes if r.topic == worker.route), None)
+    else:
+        route = next((r for r in routes if r.shared), None)
+    if route is None:
+        return "There is no shared route to scale."
+    if not route.shared:
+        return f"{route.topic} is not shared: the main worker serves it. Only shared routes scale."
+    return route
+
+
+def autoscale_range(route: RouteInfo, known: Mapping[str, tuple[int, int]]) -> tuple[int, int]:
+    """The range `A` turns autoscaling on with: the one the route had (from its code, --autoscale,
+    or earlier), else one around its size."""
+    return known.get(route.topic, (1, max(keys.AUTOSCALE_DEFAULT_MAX, 2 * route.desired_workers)))
 
 
 class PoolActions:
@@ -54,25 +83,14 @@ class PoolActions:
         if app.snapshot is None:
             app.notify("No data from the engine yet.", severity="warning")
             return None
-        routes = {route.topic: route for route in app.snapshot.routes}
         table = app.last_table
-        route: RouteInfo | None = None
-        if table is app.routes_table and table.selected_key is not None:
-            route = routes.get(table.selected_key)
-        elif table is app.workers_table and (worker := app.workers_table.selected_item) is not None:
-            if worker.is_main:
-                app.notify("The main worker serves the non-shared routes and does not scale; "
-                           "select a worker of a shared route.", severity="warning", markup=False)
-                return None
-            route = routes.get(worker.route)
-        else:
-            route = next((r for r in app.snapshot.routes if r.shared), None)
-        if route is None:
-            app.notify("There is no shared route to scale.", severity="warning")
-            return None
-        if not route.shared:
-            app.notify(f"{route.topic} is not shared: the main worker serves it. Only shared routes scale.",
-                       severity="warning", markup=False)
+        route = route_to_scale(
+            app.snapshot.routes,
+            table.selected_key if table is app.routes_table else None,
+            app.workers_table.selected_item if table is app.workers_table else None,
+        )
+        if isinstance(route, str):
+            app.notify(route, severity="warning", markup=False)
             return None
         return route
 
@@ -110,8 +128,7 @@ class PoolActions:
             app.calls.run(f"autoscale {topic}", f"autoscale off for {topic}",
                           lambda: app.manager.set_autoscale(topic, None))
             return
-        # The range it had (from its code, --autoscale, or earlier), else one around its size.
-        low, high = self._autoscale_ranges.get(topic, (1, max(keys.AUTOSCALE_DEFAULT_MAX, 2 * route.desired_workers)))
+        low, high = autoscale_range(route, self._autoscale_ranges)
         app.calls.run(f"autoscale {topic}", f"autoscale {topic} {low}-{high}",
                       lambda: app.manager.set_autoscale(topic, low, high))
 

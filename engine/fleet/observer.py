@@ -31,7 +31,7 @@ from ..mqtt_client import connect_options, new_client
 from ..settings import Settings
 from ..snapshot import ManagerSnapshot
 from .control import signed
-from .snapshot_json import from_json
+from .summary import FleetSummary, LazySnapshot
 
 STALE_INTERVALS = 3  # a manager not heard for this many of its intervals reads "stale"
 MAX_STATUS = 4 * 1024 * 1024  # bytes of one status
@@ -59,7 +59,8 @@ class ManagerStatus:
 
     ``state`` is what it said (``online``, ``stopping``, ``offline``) or ``stale`` when an online
     or stopping manager has not been heard for 3 of its intervals. ``problem`` says why a status
-    could not be read (the rest is then what was read before, if anything).
+    could not be read (the rest is then what was read before, if anything). The fleet table's
+    numbers come from the status's summary; ``snapshot`` is decoded only when asked for.
     """
 
     manager: str
@@ -70,28 +71,50 @@ class ManagerStatus:
     version: str = ""
     time: float | None = None  # the manager's clock when it sent the status
     interval: float = 2.0
-    snapshot: ManagerSnapshot | None = None
+    snapshot_source: ManagerSnapshot | LazySnapshot | None = None
     problem: str | None = None
+    summary: FleetSummary | None = None  # None: taken from the snapshot
+
+    @property
+    def snapshot(self) -> ManagerSnapshot | None:
+        source = self.snapshot_source
+        return source.get() if isinstance(source, LazySnapshot) else source
+
+    @property
+    def snapshot_problem(self) -> str | None:
+        """Why the snapshot did not read, once it was asked for."""
+        source = self.snapshot_source
+        return source.problem if isinstance(source, LazySnapshot) else None
+
+    @property
+    def has_snapshot(self) -> bool:
+        return self.snapshot_source is not None
+
+    def _summary(self) -> FleetSummary | None:
+        if self.summary is not None:
+            return self.summary
+        snapshot = self.snapshot
+        return FleetSummary.of(snapshot) if snapshot is not None else None
 
     @property
     def live_workers(self) -> int:
-        return self.snapshot.live_workers if self.snapshot else 0
+        return summary.live_workers if (summary := self._summary()) else 0
 
     @property
     def desired_workers(self) -> int:
-        return self.snapshot.desired_workers if self.snapshot else 0
+        return summary.desired_workers if (summary := self._summary()) else 0
 
     @property
     def messages_per_second(self) -> float:
-        return self.snapshot.messages_per_second if self.snapshot and self.state == "online" else 0.0
+        return summary.messages_per_second if (summary := self._summary()) and self.state == "online" else 0.0
 
     @property
     def failed(self) -> int:
-        return self.snapshot.failed if self.snapshot else 0
+        return summary.failed if (summary := self._summary()) else 0
 
     @property
     def broker_state(self) -> str:
-        return self.snapshot.broker.state if self.snapshot else ""
+        return summary.broker_state if (summary := self._summary()) else ""
 
     @property
     def reachable(self) -> bool:
@@ -110,7 +133,8 @@ class _Heard:
     version: str = ""
     time: float | None = None
     interval: float = 2.0
-    snapshot: ManagerSnapshot | None = None
+    snapshot: LazySnapshot | None = None
+    summary: FleetSummary | None = None
     problem: str | None = None
 
     def view(self, manager: str, now: float) -> ManagerStatus:
@@ -119,7 +143,7 @@ class _Heard:
         if state != "offline" and age > STALE_INTERVALS * self.interval:
             state = "stale"
         return ManagerStatus(manager, state, age, self.host, self.pid, self.version, self.time, self.interval,
-                             self.snapshot, self.problem)
+                             self.snapshot, self.problem, self.summary)
 
 
 def read_status(heard: _Heard, payload: bytes, manager: str, default_interval: float) -> None:
@@ -153,10 +177,19 @@ def read_status(heard: _Heard, payload: bytes, manager: str, default_interval: f
     heard.time = _number(status.get("time"), 0, 1e12)
     heard.interval = _number(status.get("interval"), 0.05, 3600) or default_interval
     if "snapshot" in status:
+        _read_snapshot(heard, status)
+
+
+def _read_snapshot(heard: _Heard, status: dict[str, Any]) -> None:
+    heard.snapshot = LazySnapshot(status["snapshot"])
+    heard.summary = None
+    if "summary" in status:
         try:
-            heard.snapshot = from_json(status["snapshot"])
-        except (ValueError, TypeError, RecursionError) as exc:
+            heard.summary = FleetSummary.from_json(status["summary"])
+        except ValueError as exc:
             heard.problem = str(exc)[:200]
+    elif heard.snapshot.get() is None:  # an older manager, without a summary: decoded now
+        heard.problem = heard.snapshot.problem
 
 
 def _text(value: Any) -> str:
@@ -189,6 +222,7 @@ class FleetObserver:
         self._client = new_client(settings, f"{settings.client_id}-observer-{suffix}", clean=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_connect_fail = self._on_connect_fail
         self._client.on_subscribe = self._on_subscribe
         self._client.message_callback_add(f"{self.root}/+/status", self._on_status)
         self._client.message_callback_add(f"{self.root}/+/reply", self._on_reply)
@@ -220,6 +254,10 @@ class FleetObserver:
         self.connect_problem = None
         self.connected.set()
         client.subscribe(f"{self.root}/+/status", qos=1)
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        # paho retries by itself; this says why nothing is seen meanwhile.
+        self.connect_problem = f"cannot connect to the broker at {self.settings.broker_address}"
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None) -> None:
         self.connected.clear()

@@ -30,6 +30,7 @@ from ..settings import Settings
 from ..snapshot import ManagerSnapshot
 from .remote import RemoteControl
 from .snapshot_json import to_json
+from .summary import FleetSummary
 
 log = logging.getLogger("routemq.fleet")
 
@@ -145,15 +146,24 @@ class StatusPublisher:
             self._due = time.monotonic() + self.settings.fleet_status_interval
 
     def _payload(self, state: str, snapshot: ManagerSnapshot | None = None) -> str:
-        status: dict[str, Any] = {
-            "manager": self.manager,
-            "state": state,
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "version": self.version,
-            "time": time.time(),
-            "interval": self.settings.fleet_status_interval,  # when an observer should call it stale
-        }
-        if snapshot is not None:
-            status["snapshot"] = to_json(snapshot)
-        return json.dumps(status, separators=(",", ":"))
+        return status_payload(self.manager, state, self.version, self.settings.fleet_status_interval, snapshot)
+
+
+def status_payload(
+    manager: str, state: str, version: str, interval: float, snapshot: ManagerSnapshot | None = None
+) -> str:
+    """One status message: who, in what state, and (unless it is the last word) its snapshot with
+    the summary the fleet table reads."""
+    status: dict[str, Any] = {
+        "manager": manager,
+        "state": state,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "version": version,
+        "time": time.time(),
+        "interval": interval,  # when an observer should call it stale
+    }
+    if snapshot is not None:
+        status["summary"] = FleetSummary.of(snapshot).to_json()  # what a fleet table reads
+        status["snapshot"] = to_json(snapshot)
+    return json.dumps(status, separators=(",", ":"))

@@ -49,7 +49,7 @@ class Publisher:
         self.client.publish(topic, data, qos=1, retain=True).wait_for_publish(5)
 
     def close(self) -> None:
-        for manager in ("edge-a", "edge-b", "liar", "junk", "broken"):  # retained: cleared for the next test
+        for manager in ("edge-a", "edge-b", "liar", "junk", "broken", "lazy"):  # retained: cleared for the next test
             self.client.publish(f"routemq/fleet/{self.group}/{manager}/status", b"", qos=1, retain=True)
         self.client.loop_stop()
         self.client.disconnect()
@@ -103,14 +103,23 @@ def test_a_hostile_status_is_a_problem_of_its_manager_never_an_error(broker, gro
         broken = online("broken", group_name)
         broken["snapshot"]["workers"][0]["state"] = "dancing"
         broken["pid"] = "not a pid"
-        publisher.status("broken", broken)
-        seen = wait_until(lambda: len(m := observer.managers()) == 4 and {x.manager: x for x in m},
-                          what="four managers")
+        publisher.status("broken", broken)  # no summary (an older manager): its snapshot is read at once
+        lazy = online("lazy", group_name)
+        lazy["summary"] = {"live_workers": 2, "desired_workers": 2, "serving_workers": 2,
+                           "messages_per_second": 1.5, "failed": 0, "broker_state": "connected"}
+        lazy["snapshot"]["routes"] = "not a list"
+        publisher.status("lazy", lazy)
+        seen = wait_until(lambda: len(m := observer.managers()) == 5 and {x.manager: x for x in m},
+                          what="five managers")
         assert seen["edge-a"].problem is None and seen["edge-a"].live_workers == 2
         assert seen["liar"].problem == "status names manager 'edge-a', not the one of its topic"
         assert seen["junk"].problem == "status is not JSON"
         assert seen["broken"].problem == "snapshot.workers[0].state: unknown state 'dancing'"
         assert seen["broken"].pid is None and seen["broken"].snapshot is None
+        # With a summary, the table's numbers come from it and the snapshot is read when asked for.
+        assert (seen["lazy"].problem, seen["lazy"].live_workers, seen["lazy"].messages_per_second) == (None, 2, 1.5)
+        assert seen["lazy"].snapshot is None
+        assert seen["lazy"].snapshot_problem == "snapshot.routes: not a list of at most 4096"
         # A cleared retained status forgets the manager.
         publisher.status("junk", b"")
         wait_until(lambda: observer.manager("junk") is None, what="junk forgotten")

@@ -14,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from engine.fleet.control import signed
 from engine.fleet.snapshot_json import from_json
+from engine.fleet.summary import FleetSummary
 from engine.settings import Secret
 from engine.snapshot import SlotState
 from tests.engine.test_worker_manager import one_route_router
@@ -71,6 +72,8 @@ def test_a_running_manager_publishes_its_snapshot_retained_and_offline_when_it_s
     assert "s3cret-of-the-fleet" not in json.dumps(status), "no secret in a status"
     snapshot = from_json(status["snapshot"])
     assert snapshot.group == group_name and {w.state for w in snapshot.workers} == {SlotState.RUNNING}
+    assert status["summary"] == FleetSummary.of(snapshot).to_json(), "the fleet table's numbers, as the snapshot's"
+    assert status["summary"]["live_workers"] == 2 and status["summary"]["broker_state"] == "connected"
     # Retained: a dashboard that subscribes later sees it at once.
     late = StatusWatcher(broker, group_name)
     try:

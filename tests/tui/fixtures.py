@@ -13,11 +13,14 @@ import logging
 import math
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 from textual.pilot import Pilot
 
 from engine.details import FailureExample, FailureGroup, HeldMessage, RouteDetail, WorkerDetail
+from engine.fleet.observer import ManagerStatus, RemoteControlOff, Reply
 from engine.settings import Settings
 from engine.snapshot import BrokerInfo, EngineEvent, ManagerSnapshot, RouteInfo, SlotState, WorkerInfo
 from engine.timings import BUCKETS, Timings, bucket_of
@@ -318,6 +321,104 @@ def with_throughput(snapshot: ManagerSnapshot, rates: Iterable[float] = THROUGHP
     return [dataclasses.replace(snapshot, messages_per_second=float(rate)) for rate in rates]
 
 
+# --- the fleet (issue 14): other managers of the group, as their statuses say ------------------
+
+
+def _stopping(snapshot: ManagerSnapshot) -> ManagerSnapshot:
+    """The pool while its manager stops it: every worker finishing what it holds."""
+    workers = tuple(dataclasses.replace(w, state=SlotState.STOPPING, messages_per_second=0.0, detail="stopping: "
+                                        "finishing in-flight messages") for w in snapshot.workers)
+    return dataclasses.replace(snapshot, workers=workers, messages_per_second=0.0)
+
+
+def _stopped(snapshot: ManagerSnapshot) -> ManagerSnapshot:
+    """The pool of a manager that stopped cleanly: its last status before offline."""
+    workers = tuple(dataclasses.replace(w, state=SlotState.STOPPED, pid=None, connected=False, cpu_percent=None,
+                                        rss_bytes=None, messages_per_second=0.0, uptime=None, busy=None,
+                                        last_exit="0 (stopped)") for w in snapshot.workers)
+    routes = tuple(dataclasses.replace(r, live_workers=0, serving_workers=0, messages_per_second=0.0)
+                   for r in snapshot.routes)
+    return dataclasses.replace(snapshot, workers=workers, routes=routes, started=False, messages_per_second=0.0)
+
+
+# What a status that did not read says (engine/fleet/snapshot_json.py names the field).
+BAD_STATUS = "snapshot.workers[1].state: 'exploded' is not a slot state"
+
+
+def fleet_statuses() -> list[ManagerStatus]:
+    """Six managers of the group, by id: two online (one in trouble), one stopping, one not heard for
+    9 s (its broker gone), one offline for an hour and a half, and one whose last status did not read
+    (its host name, from an earlier status, carries a terminal escape)."""
+    return [
+        ManagerStatus("edge-a", "online", 0.4, "edge-a.example", 4242, "0.1.0", T0 + 3_725.6, 2.0,
+                      healthy_snapshot()),
+        ManagerStatus("edge-b", "online", 1.1, "edge-b.example", 5120, "0.1.0", T0 + 3_724.9, 2.0,
+                      failing_snapshot()),
+        ManagerStatus("edge-c", "stopping", 0.2, "edge-c.example", 3318, "0.1.0", T0 + 3_725.8, 2.0,
+                      _stopping(healthy_snapshot())),
+        ManagerStatus("edge-d", "offline", 5_412.0, "edge-d.example", 2990, "0.0.9", T0 - 1_686.0, 2.0,
+                      _stopped(healthy_snapshot())),
+        ManagerStatus("edge-e", "stale", 9.3, "edge-e.example", 6001, "0.1.0", T0 + 3_716.7, 2.0,
+                      broker_down_snapshot()),
+        ManagerStatus("lab-1", "online", 0.9, "lab-1\x1b[31m.example", 777, "0.1.0", T0 + 3_725.1, 2.0,
+                      no_shared_snapshot(), problem=BAD_STATUS),
+    ]
+
+
+def _set_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
+@dataclass
+class FakeFleet:
+    """The fleet as the dashboard sees it (tui.fleet_port.FleetPort), with fixed statuses.
+
+    ``send`` records each command in ``sent`` and answers at once: ok, or the error ``refusals``
+    holds for its verb; a verb in ``silent`` is never answered (until ``close()`` cancels the wait, as
+    the observer's does). Without ``can_sign`` it raises RemoteControlOff, as the observer does without
+    a key.
+    """
+
+    statuses: Sequence[ManagerStatus] = field(default_factory=fleet_statuses)
+    group: str = GROUP
+    can_sign: bool = True
+    sent: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    refusals: dict[str, str] = field(default_factory=dict)
+    silent: set[str] = field(default_factory=set)
+    waiting: list[Future[Reply]] = field(default_factory=list)
+    closed: int = 0
+    connected: threading.Event = field(default_factory=_set_event)
+    connect_problem: str | None = None
+
+    def managers(self) -> tuple[ManagerStatus, ...]:
+        return tuple(self.statuses)
+
+    def manager(self, manager: str) -> ManagerStatus | None:
+        return next((status for status in self.statuses if status.manager == manager), None)
+
+    def send(self, manager: str, verb: str, args: dict[str, Any] | None = None) -> Future[Reply]:
+        if not self.can_sign:
+            raise RemoteControlOff("remote control is off: FLEET_CONTROL_KEY is not set")
+        self.sent.append((manager, verb, dict(args or {})))
+        future: Future[Reply] = Future()
+        if verb in self.silent:
+            self.waiting.append(future)
+        else:
+            error = self.refusals.get(verb)
+            future.set_result(Reply(manager, f"c{len(self.sent)}", error is None, error))
+        return future
+
+    def close(self) -> None:
+        self.closed += 1
+        for future in self.waiting:
+            future.cancel()
+
+    def show(self, statuses: Sequence[ManagerStatus]) -> None:
+        self.statuses = list(statuses)
+
+
 def make_app(manager: FakeManager, **options: object) -> DashboardApp:
     """The dashboard as tests and screenshots use it: no timer, no start, default theme."""
     options.setdefault("refresh", None)
@@ -549,13 +650,14 @@ class Scene:
     worker_details: Callable[[], dict[str, WorkerDetail]] = dict
     route_details: Callable[[], dict[str, RouteDetail]] = dict
     quiet: bool = False  # toasts dismissed before the picture: the screen under them is the subject
+    fleet: Callable[[], FakeFleet | None] = lambda: None  # the other managers of the group (F)
 
     def manager(self) -> FakeManager:
         return FakeManager(snapshots=self.snapshots(), events=self.events(), worker_details=self.worker_details(),
                            route_details=self.route_details())
 
     def app(self) -> DashboardApp:
-        app = make_app(self.manager())
+        app = make_app(self.manager(), fleet=self.fleet())
         # Toasts are part of the picture: keep them up however slow the machine taking it is.
         app.NOTIFICATION_TIMEOUT = 60
         return app
@@ -603,5 +705,11 @@ SCENES = {
         # The latest failure group first: a binary payload and a 64-line traceback.
         Scene("route_screen", lambda: with_throughput(detail_snapshot()), healthy_events, press=("tab", "enter"),
               route_details=lambda: {TEMPERATURE: temperature_route_detail()}),
+        # F: every manager of the group, in every state, one whose last status did not read.
+        Scene("fleet", lambda: with_throughput(healthy_snapshot()), healthy_events, press=("F",), quiet=True,
+              fleet=FakeFleet),
+        # Enter on edge-b: its workers and routes from its status; this side has no key.
+        Scene("fleet_manager", lambda: with_throughput(healthy_snapshot()), healthy_events,
+              press=("F", "down", "enter"), quiet=True, fleet=lambda: FakeFleet(can_sign=False)),
     )
 }

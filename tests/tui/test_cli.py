@@ -8,11 +8,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from engine.settings import VARIABLES
-from tui import __version__, cli
+from engine.settings import VARIABLES, Settings
+from tui import __version__, cli, observe
+from tui.app import DashboardApp
+from tui.no_engine import NoEngine
 
 from .fixtures import FakeManager
 
@@ -247,3 +250,114 @@ class TestLifecycle:
         with pytest.raises(KeyboardInterrupt):
             cli.main([])
         assert manager.called("close") == [()]
+
+
+class _Observer:
+    """FleetObserver as run_ui and run_observer use it: made, started, closed."""
+
+    made: ClassVar[list[_Observer]] = []
+
+    def __init__(self, settings: Settings, group: str) -> None:
+        self.settings, self.group = settings, group
+        self.started = self.closed = False
+        self.made.append(self)
+
+    def start(self) -> _Observer:
+        self.started = True
+        return self
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def observers(monkeypatch: pytest.MonkeyPatch) -> list[_Observer]:
+    """FleetObserver replaced by _Observer: the observers made."""
+    _Observer.made = []
+    monkeypatch.setattr("engine.fleet.observer.FleetObserver", _Observer)
+    return _Observer.made
+
+
+@pytest.fixture
+def ran(monkeypatch: pytest.MonkeyPatch) -> list[DashboardApp]:
+    """DashboardApp.run replaced by a note of the app it would have run."""
+    apps: list[DashboardApp] = []
+    monkeypatch.setattr(DashboardApp, "run", lambda self, *args, **kwargs: apps.append(self))
+    return apps
+
+
+class TestObserve:
+    """`routemq-dash --observe`: the fleet screen alone, nothing started but the observer's connection."""
+
+    @pytest.fixture(autouse=True)
+    def nothing_started(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        def never(*args: object, **kwargs: object) -> None:
+            raise AssertionError("--observe must start no broker, router or manager")
+
+        monkeypatch.setattr(cli, "choose_broker", never)
+        monkeypatch.setattr(cli, "build_manager", never)
+        monkeypatch.setattr(cli, "run_session", never)
+
+    def terminal(self, monkeypatch: pytest.MonkeyPatch, tty: bool = True) -> _Stream:
+        stderr = _Stream(tty)
+        monkeypatch.setattr(cli.sys, "stdout", _Stream(tty))
+        monkeypatch.setattr(cli.sys, "stderr", stderr)
+        return stderr
+
+    def observed(self, monkeypatch: pytest.MonkeyPatch, *argv: str) -> Settings:
+        self.terminal(monkeypatch)
+        seen: list[Settings] = []
+        monkeypatch.setattr(observe, "run_observer", lambda settings, args: seen.append(settings) or 0)
+        assert cli.main(["--observe", *argv]) == 0
+        return seen[0]
+
+    @pytest.mark.parametrize(("argv", "tty"), [([], False), (["--no-ui"], True)])
+    def test_without_a_terminal_it_is_one_line_and_exit_2(self, monkeypatch, argv, tty):
+        stderr = self.terminal(monkeypatch, tty)
+        assert cli.main(["--observe", *argv]) == 2
+        assert "".join(stderr.written) == (
+            "routemq-dash: error: --observe needs a terminal; use `routemq-dash ctl status` to print the fleet\n")
+
+    def test_the_broker_is_used_as_given_with_the_group(self, monkeypatch):
+        settings = self.observed(monkeypatch, "--broker", "mqtt.example:8883", "--group", "prod")
+        assert (settings.broker, settings.port, settings.group_name) == ("mqtt.example", 8883, "prod")
+
+    def test_without_a_broker_it_uses_the_settings_never_a_broker_of_its_own(self, monkeypatch):
+        assert self.observed(monkeypatch).broker_address == Settings().broker_address
+        monkeypatch.setenv("MQTT_BROKER", "prod-mqtt")
+        assert self.observed(monkeypatch).broker == "prod-mqtt"
+
+    @pytest.mark.parametrize(
+        ("argv", "culprit"),
+        [
+            (["--demo"], "--demo"),
+            (["--workers", "2"], "--workers"),
+            (["--metrics-port", "9100"], "--metrics-port"),
+            (["--autoscale", "a/+=1:2"], "--autoscale"),
+            (["--broker", "embedded"], "--broker embedded"),
+            (["--group", "no spaces"], "--group 'no spaces'"),
+        ],
+    )
+    def test_what_would_start_something_or_is_invalid_is_one_line_and_exit_2(self, monkeypatch, argv, culprit):
+        stderr = self.terminal(monkeypatch)
+        assert cli.main(["--observe", *argv]) == 2
+        written = "".join(stderr.written)
+        assert written.startswith("routemq-dash: error: ") and culprit in written and written.count("\n") == 1
+
+    def test_it_runs_the_app_observing_with_an_observer_it_closes(self, observers, ran):
+        settings = Settings(broker="mqtt.example", group_name="prod")
+        args = cli.build_parser().parse_args(["--observe", "--refresh", "2"])
+        assert observe.run_observer(settings, args) == 0
+        [observer], [app] = observers, ran
+        assert (observer.settings, observer.group, observer.started, observer.closed) == (settings, "prod", True, True)
+        assert app.observe and app.fleet is observer and app.refresh_interval == 2
+        assert isinstance(app.manager, NoEngine) and not app.start_on_mount
+
+
+def test_the_dashboard_watches_the_fleet_of_its_managers_group_and_closes_it(observers, ran):
+    manager = FakeManager()
+    assert cli.run_ui(manager, cli.build_parser().parse_args([])) == 0  # type: ignore[arg-type]
+    [observer], [app] = observers, ran
+    assert (observer.settings, observer.group, observer.started, observer.closed) == (
+        manager.settings, manager.group_name, True, True)
+    assert app.fleet is observer and not app.observe

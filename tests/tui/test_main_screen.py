@@ -171,7 +171,7 @@ class TestColumns:
             assert isinstance(app.screen, HelpScreen)
             keys = dict(app.screen.rows)
             assert "Open the screen of the worker or route under the cursor" in keys["Enter"]
-            assert "Go back from a worker or route screen" in keys["Esc"]
+            assert "Go back from a worker, route, fleet or manager screen" in keys["Esc"]
             shown = [str(label.render()) for label in app.screen.query(".help-key")]
             assert "Enter" in shown and "Esc" in shown
 

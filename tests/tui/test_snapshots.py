@@ -86,3 +86,15 @@ class TestWorkerScreen:
 class TestRouteScreen:
     def test_handler_times_failures_with_a_binary_payload_and_a_long_traceback(self, snap_compare, size):
         assert take(snap_compare, SCENES["route_screen"], size)
+
+
+@SIZES
+class TestFleetScreen:
+    def test_online_stopping_stale_offline_and_a_status_that_did_not_read(self, snap_compare, size):
+        assert take(snap_compare, SCENES["fleet"], size)
+
+
+@SIZES
+class TestManagerScreen:
+    def test_its_workers_and_routes_from_its_status_with_remote_control_off(self, snap_compare, size):
+        assert take(snap_compare, SCENES["fleet_manager"], size)

@@ -42,14 +42,19 @@ class DetailTitle(Static):
     }
     """
 
+    _shown: tuple[str, str, str, str | None] | None = None
+
     def show(self, what: str, name: str, facts: str, problem: str | None) -> None:
+        if (what, name, facts, problem) == self._shown:
+            return  # the same title: no repaint (the screens show it again at every refresh)
+        self._shown = (what, name, facts, problem)
         text = Text(f"{what} ", style="not bold", no_wrap=True, overflow="ellipsis", end="")
         text.append(name)
         if facts:
             text.append(f"  {facts}", style="not bold")
         if problem:
             text.append(f"  ({problem})", style="not bold italic")
-        self.update(text)
+        self.update(text, layout=False)  # one line high whatever it says: no layout pass
 
 
 class DetailScreen(Screen[None], Generic[Detail]):

@@ -4,25 +4,45 @@ every column of the two tables says."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from .. import keys
+
 # (keys, what they do): the keys as the user would press them now; or (column, what it says).
 HelpRow = tuple[str, str]
+
+
+def help_rows(app: App[Any]) -> list[HelpRow]:
+    """Every command's keys and help, one row per action, with the keys as bound now on the
+    active screen, so that a user's keymap shows here."""
+    keys_by_id: dict[str, list[str]] = {}
+    for active in app.screen.active_bindings.values():
+        binding = active.binding
+        if binding.id in keys.COMMAND_IDS:
+            keys_by_id.setdefault(binding.id, []).append(app.get_key_display(binding))
+    keys_by_action: dict[str, list[str]] = {}
+    for command in keys.COMMANDS:  # in the table's order: q before Ctrl+C
+        shown = keys_by_id.get(command.id) or [command.key_display or command.key]
+        keys_by_action.setdefault(command.action, []).extend(shown)
+    return [
+        (" ".join(dict.fromkeys(keys_by_action[command.action])), command.help)
+        for command in keys.palette_commands()  # one row per action
+    ]
 
 # Keys of the tables and screens rather than commands of the app (no keymap id, no palette
 # entry): listed first, the way into and out of the worker and route screens.
 NAVIGATION: tuple[HelpRow, ...] = (
     ("Enter", "Open the screen of the worker or route under the cursor: a worker's log, lifecycle, CPU "
               "and memory; a route's handler times, throughput, failures and pool (Enter on a worker of "
-              "the pool opens that worker's screen)."),
-    ("Esc", "Go back from a worker or route screen, to the row you were on; close a dialog or this help; "
-            "clear the filter of the selected table."),
+              "the pool opens that worker's screen). On the fleet screen: the manager's workers and routes."),
+    ("Esc", "Go back from a worker, route, fleet or manager screen, to the row you were on; close a dialog or "
+            "this help; clear the filter of the selected table."),
 )
 
 NOTES = (
@@ -43,6 +63,9 @@ NOTES = (
     "below list them in the order they appear as the terminal widens); long routes and exit causes are "
     "shortened with an ellipsis. When a table is still wider than the terminal, slot and route stay in "
     "place and the other columns scroll sideways (arrows, shift+wheel).",
+    "F shows the fleet: every manager of the share group that publishes its status on the broker. On a "
+    "manager's screen, +, -, A, r, R, s and a act on that manager through signed commands (FLEET_CONTROL_KEY "
+    "on both sides), and a toast gives its reply.",
     "Tab moves between the tables and the log; arrows move the cursor; Ctrl+P opens the command palette.",
 )
 
