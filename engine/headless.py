@@ -16,11 +16,10 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from .router import Router
+from .router_registry import RouterLoadError
 from .snapshot import EngineEvent, ManagerSnapshot, SlotState
 from .text import printable
 from .worker_manager import WorkerManager
@@ -36,14 +35,12 @@ class HeadlessRunner:
         self,
         manager: WorkerManager,
         *,
-        reload: Callable[[], Router] | None = None,
         status_interval: float = 5.0,
         log_format: str = "text",
         out: IO[str] | None = None,
         level: int = logging.INFO,
     ) -> None:
         self.manager = manager
-        self.reload = reload
         self.status_interval = status_interval
         self.json = log_format == "json"
         self.out = out or sys.stdout
@@ -138,17 +135,11 @@ class HeadlessRunner:
         return False
 
     def _reload(self) -> None:
-        if self.reload is None:
-            self.say("SIGHUP: nothing to reload (routes were not loaded from a package)", logging.WARNING)
-            return
         self.say("SIGHUP: reloading router modules")
         try:
-            router = self.reload()
-        except Exception as exc:  # a broken module must not take the running workers down
+            self.manager.reload()
+        except (RouterLoadError, ValueError) as exc:  # before anything changed: a broken module, no package
             self.say(f"reload failed, the running workers keep serving: {exc}", logging.ERROR)
-            return
-        try:
-            self.manager.reload_routes(router)
         except Exception as exc:
             self.say(f"reload stopped: {exc}", logging.ERROR)
 

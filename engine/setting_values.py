@@ -100,6 +100,18 @@ def _secret(text: str) -> Secret | None:
     return Secret(text) if text != "" else None
 
 
+MIN_CONTROL_KEY = 16
+
+
+def _control_key(text: str) -> Secret | None:
+    # An HMAC key can be guessed offline from one signed command seen on the broker: a short one
+    # soon. 16 characters of a password generator's output are beyond that.
+    if text != "" and len(text) < MIN_CONTROL_KEY:
+        raise ValueError(f"expected at least {MIN_CONTROL_KEY} characters (a short key can be guessed from one "
+                         "signed command), or nothing to turn remote control off")
+    return _secret(text)
+
+
 def _host(text: str) -> str:
     host = text.strip()
     if not host or any(ch.isspace() for ch in host) or "/" in host:

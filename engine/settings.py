@@ -26,6 +26,7 @@ from .setting_values import (
     Secret,
     SettingsError,
     _bool,
+    _control_key,
     _dead_letter_topic,
     _existing_file,
     _float_range,
@@ -146,7 +147,7 @@ VARIABLES: tuple[_Variable, ...] = (
     ),
     _Variable("FLEET_STATUS", "fleet_status", "true", _bool, "Publish this manager's status for the fleet"),
     _Variable(
-        "FLEET_CONTROL_KEY", "fleet_control_key", "", _secret,
+        "FLEET_CONTROL_KEY", "fleet_control_key", "", _control_key,
         "Shared key of signed remote commands on <topic>/<group>/<manager id>/control; empty: remote control off",
         secret=True,
     ),

@@ -125,6 +125,7 @@ class WorkerManager:
         self._thread_lock = threading.Lock()
         self._host_lock: HostLock | None = None
         self._status: StatusPublisher | None = None
+        self._closing = False  # close() has begun: no remote command, no new status publisher
         _live_managers.add(self)
 
     # --- the reference API -----------------------------------------------------------------------
@@ -285,6 +286,7 @@ class WorkerManager:
 
     def close(self) -> None:
         """Stop every worker and the supervisor. Safe to call more than once."""
+        self._closing = True
         status, self._status = self._status, None
         if status is not None:
             status.set_state("stopping")
@@ -301,15 +303,19 @@ class WorkerManager:
 
     def _publish_status(self) -> None:
         """From the first start on, the manager's status for the fleet (FLEET_STATUS)."""
-        if self._status is None and self.settings.fleet_status:
+        if self._status is None and self.settings.fleet_status and not self._closing:
             self._status = StatusPublisher(self.settings, self.group_name, self.snapshot, package_version())
             key = self.settings.fleet_control_key
-            control = RemoteControl(self._status.topic_root, key.reveal() if key else None, self._remote, self.announce)
+            to = f"{self.group_name}/{self.settings.manager_name}"
+            control = RemoteControl(self._status.topic_root, key.reveal() if key else None, to, self._remote,
+                                    self.announce)
             self._status.listen(control)
             self._status.start()
 
     def _remote(self, command: RemoteCommand) -> None:
         """Carry out a signed remote command (engine/fleet/remote.py): the operator's verbs."""
+        if self._closing:  # a `start` now would outlive close()
+            raise ValueError("the manager is stopping")
         args = command.args
         if command.verb == "scale":
             self.scale_route(args["route"], args["count"])

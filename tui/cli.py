@@ -19,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from engine import Router, RouterLoadError, RouterRegistry, SettingsError, WorkerManager, load_settings
+from engine import RouterLoadError, RouterRegistry, SettingsError, WorkerManager, load_settings
 from engine.broker import BrokerChoice, BrokerStartError, broker_configured, choose_broker, parse_broker_option
 from engine.settings import Settings, configure_logging
 from engine.worker_manager import ManagerConflict
@@ -264,14 +264,8 @@ def run_app(engine: EnginePort, settings: Settings, group: str, args: argparse.N
 def run_headless(manager: WorkerManager, args: argparse.Namespace) -> int:
     from engine.headless import HeadlessRunner
 
-    routers = args.routers
-
-    def reload() -> Router:
-        return RouterRegistry(routers).discover_and_load_routers(fresh=True)
-
     runner = HeadlessRunner(
         manager,
-        reload=reload,
         log_format=args.log_format,
         level=logging.getLevelName(manager.settings.log_level),
     )

@@ -18,6 +18,7 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, NoReturn
 
+from engine.fleet.control import LONG_REPLY_TIMEOUT, LONG_VERBS, REPLY_TIMEOUT, reply_timeout
 from engine.fleet.observer import FleetObserver, ManagerStatus, RemoteControlOff, Reply
 from engine.setting_values import SettingsError
 from engine.settings import Settings, load_settings
@@ -27,9 +28,6 @@ from .options import override, with_broker
 
 PROG = "routemq-dash ctl"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-DEFAULT_TIMEOUT = 10.0
-LONG_VERBS = {"stop", "start", "reload"}  # they wait for workers: a graceful stop, a rolling reload
-LONG_TIMEOUT = 90.0
 
 # verb -> its arguments' names; the values are turned into the command's args by _args_of
 USAGE = {
@@ -75,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--env-file", metavar="PATH", default=".env",
                         help="settings file read before the environment (default: %(default)s)")
     parser.add_argument("--timeout", metavar="SECONDS", type=float, default=None,
-                        help=f"seconds to wait for replies (default {DEFAULT_TIMEOUT:g}; {LONG_TIMEOUT:g} for "
+                        help=f"seconds to wait for replies (default {REPLY_TIMEOUT:g}; {LONG_REPLY_TIMEOUT:g} for "
                         f"{', '.join(sorted(LONG_VERBS))})")
     parser.add_argument("--json", action="store_true", help="status: print JSON instead of a table")
     return parser
@@ -124,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.verb != "status" and settings.fleet_control_key is None:
         print(f"{PROG}: error: FLEET_CONTROL_KEY is not set: commands cannot be signed", file=sys.stderr)
         return EXIT_USAGE
-    timeout = args.timeout or (LONG_TIMEOUT if args.verb in LONG_VERBS else DEFAULT_TIMEOUT)
+    timeout = args.timeout or reply_timeout(args.verb)
     observer = FleetObserver(settings, settings.group_name).start()
     try:
         if not observer.wait_synced(min(timeout, 10.0)):
@@ -163,13 +161,19 @@ def status_table(managers: Sequence[ManagerStatus]) -> str:
          str(m.failed), m.broker_state or "-", f"{m.age:.0f}s")
         for m in managers
     )]
-    rows = [tuple(printable(cell)[:48] for cell in row) for row in rows]
+    rows = [tuple(_line(cell)[:48] for cell in row) for row in rows]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    problems = [f"{printable(m.manager)}: {printable(m.problem)}" for m in managers if m.problem]
+    problems = [f"{_line(m.manager)}: {_line(m.problem)}" for m in managers if m.problem]
     if not managers:
         lines.append("(no manager of this group has published a status)")
     return "\n".join(lines + problems) + "\n"
+
+
+def _line(text: str) -> str:
+    """``text`` on one line, made printable: a status or a reply is anyone's, and a line break in
+    it must not make a row of its own."""
+    return printable(text).replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _command(observer: FleetObserver, manager: str | None, verb: str, args: dict[str, Any], timeout: float) -> int:
@@ -192,12 +196,12 @@ def _command(observer: FleetObserver, manager: str | None, verb: str, args: dict
         if reply is None:
             last = observer.manager(target)
             hint = f" (its last status says {last.state})" if last is not None else " (no status seen from it)"
-            print(f"{printable(target)}: no reply within {timeout:g} s{hint}")
+            print(f"{_line(target)}: no reply within {timeout:g} s{hint}")
             all_ok = False
         elif reply.ok:
-            print(f"{printable(target)}: ok")
+            print(f"{_line(target)}: ok")
         else:
-            print(f"{printable(target)}: refused: {printable(reply.error or '')}")
+            print(f"{_line(target)}: refused: {_line(reply.error or '')}")
             all_ok = False
     return EXIT_OK if all_ok else EXIT_FAILED
 
@@ -206,4 +210,5 @@ def _wait(future: Future[Reply], deadline: float) -> Reply | None:
     try:
         return future.result(timeout=max(0.0, deadline - time.monotonic()))
     except FutureTimeout:
+        future.cancel()  # the observer forgets it
         return None

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.worker import WorkerCancelled, WorkerFailed
 
+from engine.fleet.control import reply_timeout
 from engine.fleet.observer import RemoteControlOff, Reply
 from engine.text import printable
 
@@ -23,11 +24,6 @@ from .fleet_port import FleetPort
 if TYPE_CHECKING:
     from .app import DashboardApp
 
-TIMEOUT = 10.0  # seconds to wait for a reply
-# A graceful stop waits for in-flight messages (WORKER_GRACEFUL_TIMEOUT each), and the reply comes
-# after it: as long as `routemq-dash ctl` waits for these verbs.
-LONG_VERBS = frozenset({"stop", "start"})
-LONG_TIMEOUT = 90.0
 TITLE = "Fleet"
 REMOTE_CONTROL_OFF = "remote control is off: set FLEET_CONTROL_KEY to steer other managers"
 NO_FLEET = "The fleet is not available: this dashboard has no connection to the status topics."
@@ -46,7 +42,7 @@ class FleetCommand:
 
     @property
     def timeout(self) -> float:
-        return LONG_TIMEOUT if self.verb in LONG_VERBS else TIMEOUT
+        return reply_timeout(self.verb)  # as long as `routemq-dash ctl` waits
 
 
 def send(app: DashboardApp, command: FleetCommand, on_reply: Answered | None = None) -> bool:
@@ -80,7 +76,12 @@ async def _carry(app: DashboardApp, fleet: FleetPort, command: FleetCommand, on_
 
 
 def _send_and_wait(fleet: FleetPort, command: FleetCommand) -> Reply:
-    return fleet.send(command.manager, command.verb, command.args).result(timeout=command.timeout)
+    reply = fleet.send(command.manager, command.verb, command.args)
+    try:
+        return reply.result(timeout=command.timeout)
+    except TimeoutError:
+        reply.cancel()  # the observer forgets it
+        raise
 
 
 def _report(app: DashboardApp, command: FleetCommand, reply: Reply) -> None:

@@ -15,13 +15,14 @@ before it answers the next SUBSCRIBE.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +31,16 @@ import paho.mqtt.client as mqtt
 from ..mqtt_client import connect_options, new_client
 from ..settings import Settings
 from ..snapshot import ManagerSnapshot
-from .control import signed
+from .control import reply_is_signed, signed
 from .summary import FleetSummary, LazySnapshot
 
 STALE_INTERVALS = 3  # a manager not heard for this many of its intervals reads "stale"
-MAX_STATUS = 4 * 1024 * 1024  # bytes of one status
-MAX_MANAGERS = 10_000  # managers one observer keeps (statuses beyond are ignored)
+# What a hostile publisher can make an observer hold: at most MAX_MANAGERS statuses (their bytes,
+# until a screen asks for one's snapshot) of at most MAX_STATUS bytes. A status of 1 MiB is a
+# manager of some 1,500 workers.
+MAX_STATUS = 1024 * 1024  # bytes of one status
+MAX_MANAGERS = 1000  # managers one observer keeps (statuses of others are ignored)
+MAX_REPLY = 64 * 1024  # bytes of one reply
 STATES = ("online", "stopping", "offline")
 
 
@@ -90,11 +95,19 @@ class ManagerStatus:
     def has_snapshot(self) -> bool:
         return self.snapshot_source is not None
 
+    @property
+    def snapshot_ready(self) -> bool:
+        """Whether reading ``snapshot`` is cheap (decoded already, or none): a screen's event
+        loop reads it only then, and has it decoded in a thread otherwise."""
+        source = self.snapshot_source
+        return not isinstance(source, LazySnapshot) or source.decoded
+
     def _summary(self) -> FleetSummary | None:
-        if self.summary is not None:
-            return self.summary
-        snapshot = self.snapshot
-        return FleetSummary.of(snapshot) if snapshot is not None else None
+        # Never decodes: a status read from the broker has its summary (or none that reads).
+        source = self.snapshot_source
+        if self.summary is None and isinstance(source, ManagerSnapshot):
+            return FleetSummary.of(source)
+        return self.summary
 
     @property
     def live_workers(self) -> int:
@@ -177,19 +190,23 @@ def read_status(heard: _Heard, payload: bytes, manager: str, default_interval: f
     heard.time = _number(status.get("time"), 0, 1e12)
     heard.interval = _number(status.get("interval"), 0.05, 3600) or default_interval
     if "snapshot" in status:
-        _read_snapshot(heard, status)
+        _read_snapshot(heard, status, payload)
 
 
-def _read_snapshot(heard: _Heard, status: dict[str, Any]) -> None:
-    heard.snapshot = LazySnapshot(status["snapshot"])
+def _read_snapshot(heard: _Heard, status: dict[str, Any], payload: bytes) -> None:
+    heard.snapshot = LazySnapshot(payload)
     heard.summary = None
     if "summary" in status:
         try:
             heard.summary = FleetSummary.from_json(status["summary"])
-        except ValueError as exc:
+        except ValueError as exc:  # no numbers for the table; the snapshot is still there to open
             heard.problem = str(exc)[:200]
-    elif heard.snapshot.get() is None:  # an older manager, without a summary: decoded now
+        return
+    snapshot = heard.snapshot.get()  # an older manager, without a summary: decoded now, once
+    if snapshot is None:
         heard.problem = heard.snapshot.problem
+    else:
+        heard.summary = FleetSummary.of(snapshot)
 
 
 def _text(value: Any) -> str:
@@ -206,11 +223,18 @@ class FleetObserver:
     """Watch the managers of ``group`` and send them commands. ``start()``, then read
     :meth:`managers`; ``close()`` at the end."""
 
-    def __init__(self, settings: Settings, group: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        group: str,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.group = group
         self.root = f"{settings.fleet_topic}/{group}"
         self._clock = clock
+        self._wall = wall
         self._lock = threading.Lock()
         self._heard: dict[str, _Heard] = {}
         self._waiting: dict[str, tuple[str, Future[Reply]]] = {}  # command id -> (manager, its reply)
@@ -263,6 +287,10 @@ class FleetObserver:
         self.connected.clear()
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: int, reasons: Any, properties: Any = None) -> None:
+        refused = [r for r in reasons if r.is_failure]
+        if refused:  # an ACL that does not let us read the fleet: say so rather than show it empty
+            self.connect_problem = f"the broker refused the subscription to {self.root}/... ({refused[0]})"
+            return
         if self._sync_mid is None or mid != self._sync_mid:
             # The statuses' SUBACK: their retained messages follow it, before the next SUBACK.
             _, self._sync_mid = client.subscribe(f"{self.root}/+/reply", qos=1)
@@ -285,6 +313,10 @@ class FleetObserver:
                 heard = self._heard[manager] = _Heard(now)
             heard.received = now
             read_status(heard, bytes(message.payload), manager, self.settings.fleet_status_interval)
+            if message.retain and heard.time is not None:
+                # Kept by the broker, maybe for long: as old as its sender's clock says (a fresh
+                # observer would otherwise read every retained status as new, and none as stale).
+                heard.received = now - max(0.0, self._wall() - heard.time)
             self.statuses_read += 1
 
     def managers(self) -> tuple[ManagerStatus, ...]:
@@ -314,7 +346,7 @@ class FleetObserver:
         if key is None:
             raise RemoteControlOff("remote control is off: FLEET_CONTROL_KEY is not set")
         command_id = uuid.uuid4().hex
-        command = signed(command_id, verb, args or {}, time.time(), key.reveal())
+        command = signed(command_id, f"{self.group}/{manager}", verb, args or {}, time.time(), key.reveal())
         future: Future[Reply] = Future()
         with self._lock:
             self._waiting[command_id] = (manager, future)
@@ -328,6 +360,8 @@ class FleetObserver:
 
     def _on_reply(self, client: Any, userdata: Any, message: mqtt.MQTTMessage) -> None:
         manager = message.topic[len(self.root) + 1 : -len("/reply")]
+        if len(message.payload) > MAX_REPLY:
+            return
         try:
             reply = json.loads(message.payload)
         except (ValueError, RecursionError):
@@ -338,9 +372,13 @@ class FleetObserver:
             waiting = self._waiting.get(command_id)
         if waiting is None or waiting[0] != manager:
             return  # another sender's command, or an answer from the wrong manager
-        error = reply.get("error")
         ok = reply.get("ok") is True
+        key = self.settings.fleet_control_key
+        if ok and (key is None or not reply_is_signed(reply, key.reveal())):
+            return  # an "ok" only counts signed: anyone who may publish a reply could forge it
+        # A refusal may come unsigned (a manager without the key cannot sign): believing a
+        # forged one only makes the sender report a failure.
+        error = reply.get("error")
         text = None if ok else (error[:500] if isinstance(error, str) else "refused (no reason given)")
-        future = waiting[1]
-        if not future.done():
-            future.set_result(Reply(manager, command_id, ok, text))
+        with contextlib.suppress(InvalidStateError):  # timed out and cancelled meanwhile
+            waiting[1].set_result(Reply(manager, command_id, ok, text))

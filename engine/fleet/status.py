@@ -15,6 +15,7 @@ No setting, and so no secret, is part of a status.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import logging
@@ -102,21 +103,33 @@ class StatusPublisher:
             self._publish(self._snapshot())
 
     def stop(self) -> None:
-        """Publish ``offline`` (waiting a little for the broker to have it), then disconnect."""
+        """Publish ``offline`` (waiting a little for the broker to have it), then disconnect.
+
+        When the broker did not acknowledge it, the connection is dropped instead of closed: a
+        clean DISCONNECT discards the last will, which then says ``offline`` in its place.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         if self._control is not None:
             self._control.stop()
+        said = False
         try:
             if self._client.is_connected():
                 info = self._client.publish(self.topic, self._payload("offline"), qos=1, retain=True)
                 info.wait_for_publish(STOP_TIMEOUT)
+                said = info.is_published()
         except (RuntimeError, ValueError, OSError) as exc:  # not connected after all: the will says it
             log.debug("fleet status: could not publish offline: %s", exc)
-        finally:
+        if said:
             self._client.disconnect()
             self._client.loop_stop()
+        else:
+            self._client.loop_stop()
+            sock = self._client.socket()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
 
     # --- the publishing thread --------------------------------------------------------------------
 

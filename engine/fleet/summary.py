@@ -10,6 +10,7 @@ observer checks only these and decodes a snapshot when a screen asks for it
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 from dataclasses import asdict, dataclass
@@ -60,21 +61,26 @@ def _count(data: dict[str, Any], name: str) -> int:
 
 
 class LazySnapshot:
-    """A status's snapshot, decoded (and checked) the first time a screen asks for it."""
+    """A status's snapshot, decoded (and checked) the first time a screen asks for it. Until then
+    only the status's bytes are kept: a fraction of the memory of the parsed JSON."""
 
-    def __init__(self, data: Any) -> None:
-        self._data = data
+    def __init__(self, payload: bytes) -> None:
+        self._payload: bytes | None = payload
         self._lock = threading.Lock()
         self._decoded: ManagerSnapshot | None = None
         self.problem: str | None = None
 
+    @property
+    def decoded(self) -> bool:
+        return self._payload is None
+
     def get(self) -> ManagerSnapshot | None:
         """The snapshot, or None when it does not read (``problem`` says why)."""
         with self._lock:
-            if self._data is not None:
+            if self._payload is not None:
                 try:
-                    self._decoded = from_json(self._data)
-                except (ValueError, TypeError, RecursionError) as exc:
+                    self._decoded = from_json(json.loads(self._payload)["snapshot"])
+                except (ValueError, TypeError, KeyError, RecursionError) as exc:
                     self.problem = str(exc)[:200]
-                self._data = None  # decoded once; the raw form is no longer needed
+                self._payload = None  # decoded once; the bytes are no longer needed
             return self._decoded

@@ -69,10 +69,11 @@ def test_three_headless_managers_are_seen_and_steered_one_at_a_time_by_ctl(
 
     # The wrong key is refused and changes nothing.
     wrong = ctl(project, environment, broker, group_name, "--manager", "edge-1", "scale", "cmd/{name}", "4",
-                env={"FLEET_CONTROL_KEY": "not-the-key"})
+                env={"FLEET_CONTROL_KEY": "not-the-key-of-the-operators"})
     assert (wrong.returncode, wrong.stdout) == (1, "edge-1: refused: bad signature\n")
     wait_until(lambda: apps["edge-1"].saw("refused: bad signature"), what="the refusal in edge-1's output")
-    assert not any("not-the-key" in line or KEY in line for a in apps.values() for line in a.lines + a.errors)
+    said = [line for a in apps.values() for line in a.lines + a.errors]
+    assert not any("not-the-key-of-the-operators" in line or KEY in line for line in said), "no key in any output"
     # A manager's own check: no such route.
     no_route = ctl(project, environment, broker, group_name, "--manager", "edge-1", "scale", "nowhere/+", "2")
     assert no_route.returncode == 1 and no_route.stdout.startswith("edge-1: refused: scale: no shared route")
@@ -81,6 +82,29 @@ def test_three_headless_managers_are_seen_and_steered_one_at_a_time_by_ctl(
     # Nobody answers for a manager that does not exist: exit 1 after the timeout, saying so.
     ghost = ctl(project, environment, broker, group_name, "--manager", "ghost", "--timeout", "1", "restart-dead")
     assert (ghost.returncode, ghost.stdout) == (1, "ghost: no reply within 1 s (no status seen from it)\n")
+
+    # Every other verb, on edge-1, each answered only once it is done.
+    def on_edge_1(*words: str) -> None:
+        result = ctl(project, environment, broker, group_name, "--manager", "edge-1", *words)
+        assert (result.returncode, result.stdout) == (0, "edge-1: ok\n"), (words, result.stdout, result.stderr)
+
+    before = apps["edge-1"].worker_pids()
+    on_edge_1("reload")  # re-imports the package and replaces the worker: a new process
+    wait_until(lambda: len(apps["edge-1"].worker_pids()) == 1 and not apps["edge-1"].worker_pids() & before,
+               what="edge-1's worker replaced by the reload")
+    on_edge_1("autoscale", "cmd/{name}", "1", "3")
+    wait_until(lambda: apps["edge-1"].saw("autoscale"), what="edge-1 saying its pool is autoscaled")
+    on_edge_1("autoscale", "cmd/{name}", "off")
+    before = apps["edge-1"].worker_pids()
+    on_edge_1("restart-worker", "cmd/{name}#1")
+    wait_until(lambda: len(apps["edge-1"].worker_pids()) == 1 and not apps["edge-1"].worker_pids() & before,
+               what="edge-1's worker restarted")
+    on_edge_1("stop")
+    assert fleet(project, environment, broker, group_name)["edge-1"]["live_workers"] == 0
+    assert apps["edge-1"].worker_pids() == set() and apps["edge-1"].process.poll() is None, "stopped, still there"
+    on_edge_1("start")
+    wait_until(lambda: fleet(project, environment, broker, group_name)["edge-1"]["live_workers"] == 1,
+               what="edge-1 serving again")
 
     # A manager stopped cleanly reads offline at once (no waiting for a will).
     assert apps["edge-3"].stop(signal.SIGTERM) == 0

@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from engine.fleet.control import signature
+from engine.fleet.control import signature, signed_reply
 from engine.fleet.observer import FleetObserver, RemoteControlOff, Reply
 from engine.fleet.snapshot_json import to_json
 from engine.settings import Secret
@@ -18,6 +18,8 @@ from engine.snapshot import BrokerInfo, ManagerSnapshot, SlotState, WorkerInfo
 from tests.support import settings_for, wait_until
 
 pytestmark = pytest.mark.e2e
+
+KEY = "key-of-the-operators"
 
 
 class Clock:
@@ -49,7 +51,8 @@ class Publisher:
         self.client.publish(topic, data, qos=1, retain=True).wait_for_publish(5)
 
     def close(self) -> None:
-        for manager in ("edge-a", "edge-b", "liar", "junk", "broken", "lazy"):  # retained: cleared for the next test
+        # Retained: cleared for the next test.
+        for manager in ("edge-a", "edge-b", "edge-c", "liar", "junk", "broken", "lazy"):
             self.client.publish(f"routemq/fleet/{self.group}/{manager}/status", b"", qos=1, retain=True)
         self.client.loop_stop()
         self.client.disconnect()
@@ -71,10 +74,15 @@ def test_retained_statuses_are_all_in_once_synced_and_go_stale_after_three_inter
     publisher.status("edge-a", online("edge-a", group_name, workers=3))
     publisher.status("edge-b", {"manager": "edge-b", "state": "offline"})  # a last will, nothing known before
     clock = Clock()
-    observer = FleetObserver(settings_for(broker, group_name), group_name, clock=clock).start()
+    old = online("edge-c", group_name)
+    old["time"] -= 100  # its manager's last word, 100 s ago: kept by the broker since
+    publisher.status("edge-c", old)
+    observer = FleetObserver(settings_for(broker, group_name), group_name, clock=clock, wall=lambda: 1.7e9).start()
     try:
         assert observer.wait_synced(10)
-        a, b = observer.managers()  # in order of their ids, both there once synced: no waiting
+        a, b, c = observer.managers()  # in order of their ids, all there once synced: no waiting
+        # A retained status is as old as its sender's clock says, not as new as its delivery.
+        assert (c.manager, c.state, round(c.age)) == ("edge-c", "stale", 100)
         assert (a.manager, a.state, a.host, a.pid, a.live_workers, a.messages_per_second, a.failed,
                 a.broker_state) == ("edge-a", "online", "h1", 42, 3, 12.5, 3, "connected")
         assert (b.manager, b.state, b.snapshot, b.reachable) == ("edge-b", "offline", None, False)
@@ -141,20 +149,28 @@ def test_a_reply_counts_only_from_the_manager_the_command_went_to(broker, group_
     commands: list[dict[str, Any]] = []
     publisher.client.on_message = lambda c, u, message: commands.append(json.loads(message.payload))
     publisher.client.subscribe(f"routemq/fleet/{group_name}/+/control", qos=1)
-    observer = FleetObserver(settings_for(broker, group_name, fleet_control_key=Secret("k")), group_name).start()
+    observer = FleetObserver(settings_for(broker, group_name, fleet_control_key=Secret(KEY)), group_name).start()
     try:
         assert observer.wait_synced(10)
         reply = observer.send("edge-a", "scale", {"route": "r", "count": 2})
         command = wait_until(lambda: commands and commands[0], what="the command on edge-a's control topic")
-        assert command["verb"] == "scale" and command["sig"] == signature(command, "k")
+        assert command["verb"] == "scale" and command["sig"] == signature(command, KEY)
 
         def answer(manager: str, body: dict[str, Any]) -> None:
             topic = f"routemq/fleet/{group_name}/{manager}/reply"
             publisher.client.publish(topic, json.dumps(body), qos=1).wait_for_publish(5)
 
-        answer("edge-b", {"id": command["id"], "ok": True})  # the wrong manager: ignored
-        answer("edge-a", {"id": "someone-elses", "ok": True})  # another sender's command: ignored
-        answer("edge-a", {"id": command["id"], "ok": False, "error": "scale: no shared route 'r'"})
+        assert command["to"] == f"{group_name}/edge-a"
+        answer("edge-b", signed_reply(command["id"], None, KEY))  # the wrong manager: ignored
+        answer("edge-a", signed_reply("someone-elses", None, KEY))  # another sender's command: ignored
+        answer("edge-a", {"id": command["id"], "ok": True})  # an unsigned ok: forged, ignored
+        answer("edge-a", {**signed_reply(command["id"], None, "not-the-key")})  # signed by another key
+        answer("edge-a", signed_reply(command["id"], "scale: no shared route 'r'", KEY))
         assert reply.result(timeout=10) == Reply("edge-a", command["id"], False, "scale: no shared route 'r'")
+        # A signed ok is believed.
+        second = observer.send("edge-a", "restart-dead")
+        command = wait_until(lambda: len(commands) == 2 and commands[1], what="the second command")
+        answer("edge-a", signed_reply(command["id"], None, KEY))
+        assert second.result(timeout=10) == Reply("edge-a", command["id"], True, None)
     finally:
         observer.close()

@@ -12,7 +12,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from engine.fleet.control import signed
+from engine.fleet.control import reply_is_signed, signed
 from engine.fleet.snapshot_json import from_json
 from engine.fleet.summary import FleetSummary
 from engine.settings import Secret
@@ -81,7 +81,13 @@ def test_a_running_manager_publishes_its_snapshot_retained_and_offline_when_it_s
     finally:
         late.close()
     manager.close()
-    assert wait_until(lambda: watcher.state_of("edge-a") == "offline", timeout=3, what="offline at once")
+    # close() returns once the broker has its "offline": a watcher subscribing now reads it retained.
+    after = StatusWatcher(broker, group_name)
+    try:
+        assert wait_until(lambda: after.state_of("edge-a"), what="the retained status") == "offline"
+        assert "host" in after.latest["edge-a"], "said by the manager itself (its will names only the manager)"
+    finally:
+        after.close()
 
 
 def test_a_change_of_state_is_published_at_once_not_at_the_next_interval(broker, group_name, start, watcher):
@@ -150,27 +156,40 @@ def test_signed_commands_steer_exactly_one_manager_and_every_bad_one_is_refused_
         return keyed.snapshot().routes[0].desired_workers, keyless.snapshot().routes[0].desired_workers
 
     try:
-        good = signed("scale-1", "scale", {"route": "jobs/{name}", "count": 2}, time.time(), key)
-        assert operator.send("edge-a", json.dumps(good), "scale-1") == {"id": "scale-1", "ok": True}
+        to_a = f"{group_name}/edge-a"
+        good = signed("scale-1", to_a, "scale", {"route": "jobs/{name}", "count": 2}, time.time(), key)
+        reply = operator.send("edge-a", json.dumps(good), "scale-1")
+        assert (reply["id"], reply["ok"]) == ("scale-1", True) and reply_is_signed(reply, key), "a signed ok"
         assert sizes() == (2, 1), "exactly that manager's pool"
         refusals = {
-            "wrong-key": signed("wrong-key", "scale", {"route": "jobs/{name}", "count": 5}, time.time(), "nope"),
-            "stale": signed("stale", "scale", {"route": "jobs/{name}", "count": 5}, time.time() - 120, key),
+            "wrong-key": signed("wrong-key", to_a, "scale", {"route": "jobs/{name}", "count": 5}, time.time(), "no"),
+            "stale": signed("stale", to_a, "scale", {"route": "jobs/{name}", "count": 5}, time.time() - 120, key),
             "scale-1": good,  # replayed
-            "no-route": signed("no-route", "scale", {"route": "elsewhere/+", "count": 5}, time.time(), key),
+            "no-route": signed("no-route", to_a, "scale", {"route": "elsewhere/+", "count": 5}, time.time(), key),
+            # edge-b's command, replayed to edge-a
+            "for-b": signed("for-b", f"{group_name}/edge-b", "scale", {"route": "jobs/{name}", "count": 5},
+                            time.time(), key),
+            "sig-not-hex": {"id": "sig-not-hex", "to": to_a, "verb": "stop", "args": {}, "ts": time.time(),
+                            "sig": "é" * 64},
         }
         reasons = {name: operator.send("edge-a", json.dumps(command), name) for name, command in refusals.items()}
         assert reasons["wrong-key"]["error"] == "bad signature"
         assert reasons["stale"]["error"].startswith("stale: ts is")
         assert reasons["scale-1"]["error"].startswith("replayed")
         assert reasons["no-route"]["error"].startswith("scale: no shared route 'elsewhere/+'")
+        assert reasons["for-b"]["error"].startswith("addressed to ")
+        assert reasons["sig-not-hex"]["error"] == "malformed: sig must be 64 lowercase hex digits"
         assert all(r["ok"] is False for r in reasons.values())
         malformed = operator.send("edge-a", b"{not json", "None")
-        assert malformed == {"id": None, "ok": False, "error": "malformed: not JSON"}
-        disabled = signed("keyless", "scale", {"route": "jobs/{name}", "count": 3}, time.time(), key)
+        assert (malformed["id"], malformed["ok"], malformed["error"]) == (None, False, "malformed: not JSON")
+        disabled = signed("keyless", f"{group_name}/edge-b", "scale", {"route": "jobs/{name}", "count": 3},
+                          time.time(), key)
         assert operator.send("edge-b", json.dumps(disabled), "keyless")["error"].startswith(
             "remote control is disabled")
         assert sizes() == (2, 1), "no refused command changed anything"
+        # And after all that, remote control still works.
+        again = signed("scale-2", to_a, "scale", {"route": "jobs/{name}", "count": 1}, time.time(), key)
+        assert operator.send("edge-a", json.dumps(again), "scale-2")["ok"] is True and sizes() == (1, 1)
     finally:
         operator.close()
 

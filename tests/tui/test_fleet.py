@@ -259,7 +259,7 @@ class TestManagerScreen:
         assert [message for _, message, _ in notes.seen] == [REMOTE_CONTROL_OFF, REMOTE_CONTROL_OFF]
 
     async def test_no_reply_in_time_says_so(self, monkeypatch):
-        monkeypatch.setattr(fleet_commands, "TIMEOUT", 0.05)
+        monkeypatch.setattr(fleet_commands, "reply_timeout", lambda verb: 0.05)
         fleet = FakeFleet(silent={"restart-dead"})
         app = make_app(FakeManager(), fleet=fleet)
         async with app.run_test() as pilot:

@@ -77,7 +77,10 @@ class ManagerScreen(FleetView[ManagerStatus | None]):
     def on_mount(self) -> None:
         self.workers_table.border_title = "Workers"
         self.routes_table.border_title = "Routes"
-        self.show(self.status)
+        if self.status is None or self.status.snapshot_ready:
+            self.show(self.status)
+        else:  # decoding its snapshot is for the thread of the first read (FleetView.on_mount)
+            self.show_problem()
         super().on_mount()
 
     # --- showing its status ---------------------------------------------------------------------
@@ -87,7 +90,10 @@ class ManagerScreen(FleetView[ManagerStatus | None]):
         return self.status.snapshot if self.status is not None else None
 
     def read(self, fleet: FleetPort) -> ManagerStatus | None:
-        return fleet.manager(self.manager_id)
+        status = fleet.manager(self.manager_id)
+        if status is not None:
+            status.snapshot  # noqa: B018 - decoded here, in the thread, not on the event loop
+        return status
 
     def show(self, seen: ManagerStatus | None) -> None:
         self.status = seen
