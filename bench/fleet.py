@@ -461,7 +461,7 @@ def run(quick: bool) -> dict[str, Any]:
         f"machine: load average at each window {listed('load', runs)}; whole machine busy during each window "
         f"{listed('machine_busy', runs, '{:.0f}')} % ({os.cpu_count()} cores)",
         "simulator: one process, one paho connection, a status every 10 ms (retained, QoS 1); each built "
-        "with engine.fleet.snapshot_json.to_json, numbers changing every second",
+        "by engine.fleet.status.status_payload (summary and snapshot), numbers changing every second",
         f"the goal (< {GOAL:g} % of one core) is checked on the observing process's whole CPU with the fleet, "
         "which is stricter than the cost of the stream alone (the difference, given too)",
     ]
