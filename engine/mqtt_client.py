@@ -52,10 +52,17 @@ def apply_credentials(client: mqtt.Client, s: Settings) -> None:
         client.tls_insecure_set(s.tls_insecure)
 
 
-def new_client(settings: Settings, client_id: str, *, clean: bool, manual_ack: bool = False) -> mqtt.Client:
+def new_client(
+    settings: Settings,
+    client_id: str,
+    *,
+    clean: bool,
+    manual_ack: bool = False,
+    client_class: type[mqtt.Client] = mqtt.Client,
+) -> mqtt.Client:
     """A paho client for ``client_id`` with the settings' protocol, credentials and TLS."""
     v5 = settings.protocol == "5"
-    client = mqtt.Client(
+    client = client_class(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=None if v5 else clean,

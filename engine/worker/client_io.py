@@ -22,7 +22,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -38,6 +38,7 @@ from ..mqtt_client import (
 )
 from ..protocol import Failure
 from ..settings import Settings
+from .buffered_client import BufferedClient
 from .inflight import InFlight
 
 RECONNECT_MIN_DELAY = 0.5
@@ -93,6 +94,7 @@ class ClientIO:
         self._leaving: list[str] = []  # unsubscribed on every connect (retiring)
         self._asked: list[tuple[str, int]] = []  # the filters of the SUBSCRIBE last sent
         self._reading_paused = False  # worker_concurrency messages in hand: the broker holds the rest
+        self._flush_due = False  # a write of what paho queued is scheduled on the loop
         self._sock: Any = None  # paho's socket while it is open, and its descriptor: the loop
         self._fd: int | None = None  # is given the number (a socket object costs a repr per miss)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -100,7 +102,9 @@ class ClientIO:
         self._let_go = asyncio.Event()  # set: no more connecting, the worker is leaving
         self._reconnecting: asyncio.Future[Any] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
-        self.client = client = new_client(settings, client_id, clean=False, manual_ack=True)
+        self.client = client = new_client(settings, client_id, clean=False, manual_ack=True,
+                                          client_class=BufferedClient)
+        self._buffered_client = cast(BufferedClient, client)
         client.max_inflight_messages_set(max(20, settings.worker_concurrency))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -268,9 +272,24 @@ class ClientIO:
             self._sock = self._fd = None
 
     def _watch_writes(self, sock: Any) -> None:
+        # paho has something to write (acknowledgements, mostly). Written at the end of this pass
+        # of the loop, all of it at once, straight to the socket; the selector is asked to watch
+        # for writability only when the socket cannot take it all. Registering at once cost two
+        # epoll_ctl calls and a trip through epoll_wait for every pass that acknowledged.
         assert self._loop is not None
-        if sock is self._sock and self._fd is not None:
-            self._loop.add_writer(self._fd, self.client.loop_write)
+        if sock is self._sock and self._fd is not None and not self._flush_due:
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        assert self._loop is not None
+        self._flush_due = False
+        if self._fd is None:
+            return
+        client = self.client
+        client.loop_write()
+        if client.want_write() and self._fd is not None:
+            self._loop.add_writer(self._fd, client.loop_write)
 
     def _forget_writes(self, sock: Any) -> None:
         assert self._loop is not None
@@ -279,14 +298,17 @@ class ClientIO:
 
     def _read(self) -> None:
         """Take what the socket holds (up to worker_concurrency messages), then let them run."""
-        client = self.client
+        client = self._buffered_client
         inflight = self._inflight
         while not self._reading_paused:
             before = inflight.received
             if client.loop_read() != mqtt.MQTT_ERR_SUCCESS:  # one packet; on_message queues it
                 return
-            if inflight.received == before:  # nothing read, or not a PUBLISH: back to the selector,
-                sock = client.socket()  # except for TLS bytes already decrypted, which it cannot see
+            if inflight.received == before and not client.buffered:
+                # Nothing read, or not a PUBLISH, and nothing left in our buffer (which the
+                # selector cannot see): back to the selector, except for TLS bytes already
+                # decrypted, which it cannot see either.
+                sock = client.socket()
                 if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
                     return
 
@@ -303,6 +325,8 @@ class ClientIO:
         self._reading_paused = False
         if self._fd is not None:
             self._loop.add_reader(self._fd, self._read)
+            if self._buffered_client.buffered:  # read already, so the socket may never wake us for it
+                self._loop.call_soon(self._read)
 
     async def _keepalive(self) -> None:
         """paho's timers: a PINGREQ when the link is quiet; a dead link closed (and reconnected)."""
