@@ -37,14 +37,14 @@ DEFAULT_DEMO_RATE = 20.0
 log = logging.getLogger("routemq.cli")
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """One line naming the culprit, as for every configuration error (not argparse's two)."""
         self.exit(EXIT_CONFIG, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog=PROG,
         description="Run a supervised pool of MQTT workers for the routes of a router package, "
         "and watch and steer it from a terminal dashboard (or headless with --no-ui).",

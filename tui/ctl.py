@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import Any, NoReturn
+from typing import Any
 
 from engine.fleet.control import LONG_REPLY_TIMEOUT, LONG_VERBS, REPLY_TIMEOUT, reply_timeout
 from engine.fleet.observer import FleetObserver, ManagerStatus, RemoteControlOff, Reply
@@ -24,6 +24,7 @@ from engine.setting_values import SettingsError
 from engine.settings import Settings, load_settings
 from engine.text import printable
 
+from .cli import OneLineParser
 from .options import override, with_broker
 
 PROG = "routemq-dash ctl"
@@ -42,18 +43,13 @@ USAGE = {
 }
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
-
-
 class Usage(Exception):
     """A command line that cannot be sent: one line naming the culprit."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     verbs = "\n".join(f"  {verb} {args}".rstrip() for verb, args in USAGE.items())
-    parser = _Parser(
+    parser = OneLineParser(
         prog=PROG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Send one signed command to the managers of a share group over the broker, and print "

@@ -102,9 +102,8 @@ class ClientIO:
         self._let_go = asyncio.Event()  # set: no more connecting, the worker is leaving
         self._reconnecting: asyncio.Future[Any] | None = None
         self._tasks: set[asyncio.Future[Any]] = set()
-        self.client = client = new_client(settings, client_id, clean=False, manual_ack=True,
-                                          client_class=BufferedClient)
-        self._buffered_client = cast(BufferedClient, client)
+        self.client = client = cast(BufferedClient, new_client(settings, client_id, clean=False, manual_ack=True,
+                                                               client_class=BufferedClient))
         client.max_inflight_messages_set(max(20, settings.worker_concurrency))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -298,7 +297,7 @@ class ClientIO:
 
     def _read(self) -> None:
         """Take what the socket holds (up to worker_concurrency messages), then let them run."""
-        client = self._buffered_client
+        client = self.client
         inflight = self._inflight
         while not self._reading_paused:
             before = inflight.received
@@ -325,7 +324,7 @@ class ClientIO:
         self._reading_paused = False
         if self._fd is not None:
             self._loop.add_reader(self._fd, self._read)
-            if self._buffered_client.buffered:  # read already, so the socket may never wake us for it
+            if self.client.buffered:  # read already, so the socket may never wake us for it
                 self._loop.call_soon(self._read)
 
     async def _keepalive(self) -> None:
