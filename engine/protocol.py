@@ -47,6 +47,9 @@ class ExitCode(IntEnum):
     CONFIG = 5  # the broker refused the connection for another reason (bad client id, protocol)
 
 
+# A worker whose zygote died before it: its exit status went to init, not to us.
+EXIT_UNKNOWN = -1000
+
 # The exit codes by the names they had before ExitCode.
 EXIT_OK, EXIT_CRASH, EXIT_ROUTES, EXIT_AUTH, EXIT_TLS, EXIT_CONFIG = (int(code) for code in ExitCode)
 
@@ -63,6 +66,8 @@ def describe_exit(exitcode: int | None) -> str | None:
     """A human description of a process exit code (negative: killed by that signal)."""
     if exitcode is None:
         return None
+    if exitcode == EXIT_UNKNOWN:
+        return "unknown"
     if exitcode >= 0:
         return str(exitcode) + _EXIT_MEANINGS.get(exitcode, "")  # type: ignore[call-overload]
     try:

@@ -136,6 +136,13 @@ def _protocol(text: str) -> str:
         raise ValueError("expected 3.1.1 or 5") from None
 
 
+def _start_method(text: str) -> str:
+    method = text.strip().lower()
+    if method not in ("zygote", "spawn"):
+        raise ValueError("expected zygote (fork from a warm process, the default) or spawn (a fresh interpreter)")
+    return method
+
+
 def _log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):

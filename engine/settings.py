@@ -39,6 +39,7 @@ from .setting_values import (
     _optional_str,
     _protocol,
     _secret,
+    _start_method,
     _topic_prefix,
     host_manager_id,
 )
@@ -96,6 +97,11 @@ VARIABLES: tuple[_Variable, ...] = (
     _Variable(
         "WORKER_CONCURRENCY", "worker_concurrency", "32", _int_range(1, 10000),
         "Messages a worker handles at once (async handlers run concurrently up to this bound)",
+    ),
+    _Variable(
+        "WORKER_START_METHOD", "worker_start_method", "zygote", _start_method,
+        "zygote: fork workers from a process that has imported the engine, paho and the routes; "
+        "spawn: a fresh interpreter per worker",
     ),
     _Variable(
         "WORKER_GRACEFUL_TIMEOUT", "graceful_timeout", "10", _float_range(0, 3600),
@@ -200,6 +206,7 @@ class Settings:
     tls_insecure: bool = False
     log_level: str = "INFO"
     worker_concurrency: int = 32
+    worker_start_method: str = "zygote"
     graceful_timeout: float = 10.0
     hang_timeout: float = 60.0
     restart_backoff: float = 0.5

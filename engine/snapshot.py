@@ -112,6 +112,9 @@ class ManagerSnapshot:
     messages_per_second: float = 0.0
     handled: int = 0
     failed: int = 0
+    start_method: str = "zygote"  # how workers start (WORKER_START_METHOD, or spawn after a fallback)
+    zygote_pid: int | None = None  # the zygote new workers fork from; None until one is needed
+    zygote_restarts: int = 0  # zygotes that died and were replaced
     taken_at: float = field(default=0.0, compare=False)  # time.monotonic() when taken
 
     @property

@@ -25,6 +25,7 @@ import pickle
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 
 from .protocol import ExitCode, Failure, Fatal, RoutesSource, WorkerSpec
 from .router import Router
@@ -45,14 +46,18 @@ def _run_from_command_line() -> None:
     main(spec, link)
 
 
-def main(spec: WorkerSpec, link: ManagerLink) -> None:
-    """Serve ``spec``'s slot, talking to the manager over ``link``. Never returns."""
-    _die_with_parent()
+RouterLoader = Callable[[RoutesSource], tuple[Router, list[str]]]
+
+
+def main(spec: WorkerSpec, link: ManagerLink, load: RouterLoader | None = None) -> None:
+    """Serve ``spec``'s slot, talking to the manager over ``link``; ``load`` gives the routes
+    (a zygote's preloaded ones), else they are imported here. Never returns."""
+    die_with_parent()
     _route_standard_streams()
     _install_logging(link, spec.settings.log_level)
     code = ExitCode.CRASH
     try:
-        code = _serve(spec, link)
+        code = _serve(spec, link, load or load_router)
     except Refusal as refusal:
         link.send(Fatal(refusal.failure, refusal.reason))
         code = refusal.failure.exit_code
@@ -66,8 +71,8 @@ def main(spec: WorkerSpec, link: ManagerLink) -> None:
     sys.exit(code)
 
 
-def _serve(spec: WorkerSpec, link: ManagerLink) -> ExitCode:
-    router, broken = _load_router(spec.routes)
+def _serve(spec: WorkerSpec, link: ManagerLink, load: RouterLoader) -> ExitCode:
+    router, broken = load(spec.routes)  # a Refusal when they do not load
     try:
         worker = Worker(spec, router, link)
     except Refusal as refusal:
@@ -77,7 +82,7 @@ def _serve(spec: WorkerSpec, link: ManagerLink) -> ExitCode:
     return asyncio.run(worker.run())
 
 
-def _load_router(source: RoutesSource) -> tuple[Router, list[str]]:
+def load_router(source: RoutesSource) -> tuple[Router, list[str]]:
     """The routes, and the router modules that failed to load (a package loads what it can)."""
     try:
         if source.package is not None:
@@ -93,14 +98,15 @@ def _load_router(source: RoutesSource) -> tuple[Router, list[str]]:
         raise Refusal(Failure.ROUTES, f"cannot load routes: {exc}") from None
 
 
-def _die_with_parent() -> None:
-    """Ask Linux for SIGTERM when our parent dies, so that we never outlive the manager."""
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Ask Linux for ``signum`` when our parent dies, so that we never outlive the manager (or
+    the zygote we were forked from, which itself dies with the manager)."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         PR_SET_PDEATHSIG = 1
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        libc.prctl(PR_SET_PDEATHSIG, signum)
 
 
 def _route_standard_streams() -> None:

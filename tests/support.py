@@ -103,12 +103,13 @@ def process_gone(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as stat:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # ESRCH: it went while we read
         return True
 
 
 def our_worker_pids() -> set[int]:
-    """Every running engine.worker_process on this machine that this test session started."""
+    """Every running worker (engine.worker_process, spawned or forked: a forked one's title names
+    it) and zygote (engine.zygote_process) on this machine that this test session started."""
     pids = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -118,7 +119,9 @@ def our_worker_pids() -> set[int]:
                 cmdline = f.read()
         except OSError:
             continue
-        if b"engine.worker_process" in cmdline and not process_gone(int(entry)):
+        if (b"engine.worker_process" in cmdline or b"engine.zygote_process" in cmdline) and not process_gone(
+            int(entry)
+        ):
             pids.add(int(entry))
     return pids
 

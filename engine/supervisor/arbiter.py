@@ -10,9 +10,7 @@ every side effect a slot needs (launch, events, the session ledger) goes through
 from __future__ import annotations
 
 import logging
-import selectors
 import sys
-import threading
 import time
 from concurrent.futures import Future
 
@@ -21,6 +19,7 @@ from ..details import RouteDetail, WorkerDetail
 from ..in_hand import InHand
 from ..mqtt_client import end_session, leave_share_group
 from ..protocol import (
+    EXIT_UNKNOWN,
     DeadLettered,
     Heartbeat,
     LogLine,
@@ -37,11 +36,15 @@ from . import autoscaling, detail_builder
 from .child_process import ChildProcess, Process
 from .commands import CommandQueue
 from .event_log import EventLog
+from .forked_process import ForkedProcess
+from .launcher import Launcher
 from .pool import MAIN, ClientIds, Pool
 from .reports import Reports
 from .rollout import Rollout, plan_reload
-from .slot import Slot
+from .slot import WITH_ZYGOTE, Slot
 from .snapshot_builder import Identity, build_snapshot
+from .watch import Watch
+from .zygote import Zygote
 
 log = logging.getLogger("routemq.manager")
 
@@ -85,8 +88,9 @@ class Arbiter:
         # Autoscale ranges set at run time (None: turned off), which outlive a reload.
         self.autoscale_set: dict[str, AutoscaleRange | None] = {}
         self.autoscale_config = AutoscaleConfig.from_settings(settings)
-        self._selector = selectors.DefaultSelector()
-        self._selector.register(commands.wake_fd, selectors.EVENT_READ, None)
+        self.watch = Watch(commands.wake_fd)
+        self.launcher = Launcher(settings.worker_start_method, self.watch,
+                                 lambda kind, message, level: self.event(kind, message, None, level), self.now)
         self._last_checks = self._last_build = self._last_sample = 0.0
         self._changed = False
         self.build_pools()
@@ -117,6 +121,7 @@ class Arbiter:
                 self.publish()
             self.resolve_stop_waiters()
             if self.closing and not self._any_alive():
+                self.launcher.close()
                 self.commands.run_pending()
                 return
 
@@ -130,15 +135,42 @@ class Arbiter:
             autoscaling.step(self.pools.values(), self, now)
 
     def _wait(self) -> tuple[list[Slot], list[Slot], list[Slot]]:
-        ready: dict[str, list[Slot]] = {"socket": [], "output": [], "exit": []}
-        for key, _ in self._selector.select(timeout=self._sleep_time()):
-            if key.data is None:
-                self.commands.drain_wake()
-            else:
-                ready[key.data[1]].append(key.data[0])
-        return ready["socket"], ready["output"], ready["exit"]
+        ready = self.watch.wait(self._sleep_time())
+        if ready.woken:
+            self.commands.drain_wake()
+        for zygote, kind in ready.zygotes:
+            self._zygote_event(zygote, kind)
+        for zygote in list(self.launcher.zygotes):  # what it said while we waited for a fork
+            if zygote.changed:
+                self._zygote_event(zygote, "zygote")
+        return ready.sockets, ready.outputs, ready.exits
+
+    def _zygote_event(self, zygote: Zygote, kind: str) -> None:
+        if kind == "zygote-output":
+            self.launcher.on_output(zygote)
+            return
+        if kind == "zygote":
+            changed = self.launcher.on_control(zygote)
+        else:
+            changed = self.launcher.on_exit(zygote)
+            for process in changed:  # its workers: not a death of their own, restarted at once
+                slot = self._slot_of(process)
+                if slot is not None and slot.killed_for is None and process.code in (None, EXIT_UNKNOWN):
+                    slot.killed_for = WITH_ZYGOTE
+        for process in dict.fromkeys(changed):
+            slot = self._slot_of(process)
+            if slot is None:
+                continue
+            self.watch.add(process.exit_fd, (slot, "exit"))
+            self._reap(slot)
+        self._changed = True
+
+    def _slot_of(self, process: Process) -> Slot | None:
+        return next((slot for slot in self._slots() if slot.process is process), None)
 
     def _sleep_time(self) -> float:
+        if any(zygote.changed for zygote in self.launcher.zygotes):
+            return 0.0
         due = [s.restart_at for p in self.pools.values() for s in p.slots if s.restart_at is not None]
         return TICK if not due else max(0.0, min(TICK, min(due) - self.now()))
 
@@ -153,7 +185,7 @@ class Arbiter:
         except ProtocolViolation as violation:
             slot.kill(f"protocol violation: {violation}")
         if process.eof:
-            self._unwatch_socket(process)
+            self.watch.forget(process.sock.fileno())
         # A heartbeat's new counters wait for the next timed rebuild (SNAPSHOT_EVERY); only a
         # change of state is published at once: with 64 workers, heartbeats come 64 times a second.
         if slot.state is not state:
@@ -166,7 +198,7 @@ class Arbiter:
         fd = process.output_fd
         self.reports.output_lines(slot, process.read_output(), self.now())
         if process.output_fd is None:  # end of file
-            self._unregister(fd)
+            self.watch.forget(fd)
 
     def _polled(self) -> list[Slot]:
         """Workers without a pidfd (no pidfd_open on this system) are polled instead."""
@@ -178,9 +210,13 @@ class Arbiter:
             return
         exitcode = process.poll()
         if exitcode is None:
-            return  # still running (polled), or the pidfd fired a moment before waitpid sees it
+            # Still running (polled), or the pidfd fired a moment before waitpid sees it. A
+            # forked worker's code comes from its zygote: until then its pidfd has said enough.
+            if isinstance(process, ForkedProcess) and process.awaiting_code():
+                self.watch.forget(process.exit_fd)
+            return
         if isinstance(process, ChildProcess):
-            self._unwatch(process)
+            self.watch.forget_process(process)
         messages, output, last_output, in_hand = process.finish()  # its last counts, log lines, fatal reason
         for message in messages:
             slot.on_message(message)
@@ -198,6 +234,7 @@ class Arbiter:
         return "\n".join(lines)
 
     def _manage(self, now: float) -> None:
+        self.launcher.tidy(self.settings.hang_timeout)
         for slot in self._slots():
             slot.tick(now)
         if self.rollout is not None and self.rollout.advance(now):
@@ -221,7 +258,7 @@ class Arbiter:
 
     def _build_snapshot(self) -> ManagerSnapshot:
         return build_snapshot(self.pools.values(), self.router, self.totals, self.histories, self.identity,
-                              self.started_at, self.now())
+                              self.started_at, self.now(), self.launcher.info)
 
     # --- SlotHost --------------------------------------------------------------------------------
 
@@ -243,26 +280,11 @@ class Arbiter:
             quarantine=tuple(Quarantined(key, s.deaths, s.last_exit) for key, s in self.poison.quarantined(slot.key)),
         )
         tracked = self.settings.worker_concurrency if self.settings.poison_deaths else 0
-        process = ChildProcess.launch(spec, in_hand_entries=tracked)
+        process = self.launcher.launch(spec, tracked)
         self._launched_at_seq[slot.key] = self.events.last_seq  # its log lines come after this
-        self._selector.register(process.sock.fileno(), selectors.EVENT_READ, (slot, "socket"))
-        if process.output_fd is not None:
-            self._selector.register(process.output_fd, selectors.EVENT_READ, (slot, "output"))
-        if process.exit_fd is not None:
-            self._selector.register(process.exit_fd, selectors.EVENT_READ, (slot, "exit"))
+        self.watch.process(slot, process)
         self._changed = True
         return process
-
-    def _unregister(self, fd: int | None) -> None:
-        if fd is not None and fd in self._selector.get_map():  # not when unwatched at end of file already
-            self._selector.unregister(fd)
-
-    def _unwatch_socket(self, process: ChildProcess) -> None:
-        self._unregister(process.sock.fileno())
-
-    def _unwatch(self, process: ChildProcess) -> None:
-        for fd in (process.sock.fileno(), process.output_fd, process.exit_fd):
-            self._unregister(fd)
 
     def event(self, kind: str, message: str, slot: str | None = None, level: int = logging.INFO) -> None:
         self._changed = True
@@ -296,18 +318,12 @@ class Arbiter:
         if route is None or route.qos == 2 or self.closing:
             return
         subscription = route.get_subscription_topic(self.identity.group)
-
-        def leave() -> None:
-            try:
-                leave_share_group(self.settings, slot.client_id, [subscription])
-            except OSError as exc:
-                log.warning("could not take %s out of its share group: %s", slot.key, exc)
-                return
-            self.commands.call_later(
-                lambda: self.event("crash-loop", f"{slot.key} left the share group until it runs again", slot.key)
-            )
-
-        threading.Thread(target=leave, name=f"leave-share-group {slot.key}", daemon=True).start()
+        self.commands.off_thread(
+            f"leave-share-group {slot.key}",
+            lambda: leave_share_group(self.settings, slot.client_id, [subscription]),
+            lambda: self.event("crash-loop", f"{slot.key} left the share group until it runs again", slot.key),
+            f"could not take {slot.key} out of its share group",
+        )
 
     # --- pools -----------------------------------------------------------------------------------
 
@@ -353,6 +369,7 @@ class Arbiter:
     def begin_reload(self, router: Router, routes: RoutesSource) -> Future[None]:
         done: Future[None] = Future()
         old_router, self.router, self.routes = self.router, router, routes
+        self.launcher.new_code()
         self.reports.router = router
         self._autoscale_from_code(old_router, router)
         if not self._any_alive():
@@ -380,16 +397,8 @@ class Arbiter:
 
     def end_orphan_session(self, client_id: str) -> None:
         """End (on a thread) a kept session whose route no longer exists."""
-
-        def end() -> None:
-            try:
-                end_session(self.settings, client_id)
-            except OSError as exc:
-                log.warning("could not end the broker session %s: %s", client_id, exc)
-                return
-            self.commands.call_later(lambda: self.ledger.forget(client_id))
-
-        threading.Thread(target=end, daemon=True).start()
+        self.commands.off_thread(f"end-session {client_id}", lambda: end_session(self.settings, client_id),
+                                 lambda: self.ledger.forget(client_id), f"could not end the broker session {client_id}")
 
     def resolve_stop_waiters(self) -> None:
         if not self.stop_waiters or self._any_alive():

@@ -1,28 +1,26 @@
 """ChildProcess: one worker process as the supervisor sees it, and every OS call made on it.
 
-Launching (``python -m engine.worker_process`` with a private socket), the pidfd that becomes
-readable when it exits, reading its messages without ever blocking, signalling its process
-group, sampling its CPU and memory, reaping it and reading what it wrote to stderr. A
-:class:`~engine.supervisor.slot.Slot` is given one and never makes an OS call itself, so slot
-and pool behaviour can be tested with a dummy (supervisord's ``DummyOptions`` idea).
+Reading its messages without ever blocking, signalling its process group, sampling its CPU and
+memory, reading what it wrote to its descriptors 1 and 2, and the end: its last words, its
+children killed, every descriptor closed. How it was started, and so how its exit is learnt, is
+a subclass's: ``SpawnedProcess`` (a fresh interpreter, our own child) or ``ForkedProcess`` (a
+zygote's child). A :class:`~engine.supervisor.slot.Slot` is given one and never makes an OS
+call itself, so slot and pool behaviour can be tested with a dummy (supervisord's
+``DummyOptions`` idea).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import pickle
 import signal
 import socket
-import subprocess
-import sys
 import time
 from typing import Protocol
 
 import psutil
 
-from .. import in_hand
 from ..in_hand import InHand, InHandTable
 from ..protocol import (
     Command,
@@ -35,7 +33,8 @@ from ..protocol import (
 )
 from ..protocol_decode import decode
 
-# The workers get their settings over their socket; these never go into their environment.
+# The workers get their settings over their socket; these never go into the environment of a
+# worker or a zygote.
 SECRET_VARIABLES = frozenset({"MQTT_PASSWORD", "MQTT_TLS_KEYFILE_PASSWORD", "FLEET_CONTROL_KEY"})
 READ_CHUNK = 65536
 READS_PER_WAKE = 16  # then other workers get their turn; the selector wakes us again
@@ -47,7 +46,7 @@ OUTPUT_LINE = 8192  # characters of one line of output; a longer one is cut
 class Process(Protocol):
     """What a slot needs of its process; ChildProcess is the real one, tests use dummies."""
 
-    pid: int
+    pid: int | None  # None until a zygote has forked it
 
     @property
     def eof(self) -> bool: ...
@@ -70,71 +69,61 @@ class Process(Protocol):
 
 
 class ChildProcess:
-    """A launched worker. Its socket is non-blocking: a worker stopped in the middle of a
-    message, or a handler writing half a frame, delays nobody; framing and decoding happen in
+    """A launched worker, however it was started (spawned_process.py, forked_process.py). Its
+    socket is non-blocking: a worker stopped in the middle of a message, or a handler writing
+    half a frame, delays nobody; framing and decoding happen in
     :class:`~engine.protocol.FrameReader` and :func:`~engine.protocol_decode.decode`."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], sock: socket.socket, in_hand: InHandTable | None) -> None:
-        self.popen = popen
-        self.in_hand = in_hand
-        self.pid = popen.pid
+    def __init__(self, pid: int | None, sock: socket.socket, output_fd: int | None, in_hand: InHandTable | None,
+                 exit_fd: int | None) -> None:
+        self.pid = pid
         self.sock = sock
-        self.exit_fd = _open_pidfd(popen.pid)  # None where pidfd_open is missing: then polled
+        self.in_hand = in_hand
+        self.exit_fd = exit_fd  # readable once it has exited; None: polled
         self._reader = FrameReader()
         self._eof = False
-        self._ps: psutil.Process | None
-        try:
-            self._ps = psutil.Process(popen.pid)
-        except psutil.Error:
-            self._ps = None
+        self._ps: psutil.Process | None = None
         self._cpu_mark = (time.monotonic(), 0.0)  # a process just started has used no CPU to speak of
+        self.started(pid)
         # What the worker writes to its descriptors 1 and 2: drained as it comes (a full pipe
         # would stop the worker), cut into lines, the last bytes kept for the exit cause.
-        self.output = popen.stderr
-        self.output_fd: int | None = None
-        if self.output is not None:
-            self.output_fd = self.output.fileno()
-            os.set_blocking(self.output_fd, False)
+        self.output_fd = output_fd
+        if output_fd is not None:
+            os.set_blocking(output_fd, False)
         self._partial = b""
         self._tail = b""
+        self._spec_rest = b""
 
-    @classmethod
-    def launch(cls, spec: WorkerSpec, in_hand_entries: int = 0) -> ChildProcess:
-        """Start ``python -m engine.worker_process`` and hand it its spec over a private socket;
-        with ``in_hand_entries``, share an in-hand table of that many messages with it."""
-        parent_sock, child_sock = socket.socketpair()
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
-        table_fd = in_hand.create(in_hand_entries) if in_hand_entries else None
-        passed = [child_sock.fileno()] if table_fd is None else [child_sock.fileno(), table_fd]
-        spec = dataclasses.replace(spec, in_hand_fd=table_fd)
+    def started(self, pid: int | None) -> None:
+        self.pid = pid
+        if pid is None:
+            return
         try:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "engine.worker_process", "--slot", spec.slot, "--fd", str(child_sock.fileno())],
-                pass_fds=passed,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,  # the worker points its stdout here too; drained by read_output()
-                env=env,
-                # Its own session and process group: Ctrl+C and terminal hang-ups are the manager's
-                # to handle, and signalling the group reaches the children a handler forked.
-                start_new_session=True,
-            )
-        except BaseException:
-            parent_sock.close()
-            if table_fd is not None:
-                os.close(table_fd)
-            raise
-        finally:
-            child_sock.close()
-        table = None
-        if table_fd is not None:
-            table = InHandTable(table_fd)  # it maps the memory: the descriptor can go
-            os.close(table_fd)
-        parent_sock.settimeout(SPEC_SEND_TIMEOUT)
+            self._ps = psutil.Process(pid)
+        except psutil.Error:
+            self._ps = None
+        self._cpu_mark = (time.monotonic(), 0.0)
+
+    def queue_spec(self, spec: WorkerSpec) -> None:
+        """The spec as the first frame, as much as the socket takes now (a forked worker may not
+        exist yet); :meth:`flush_spec` sends the rest once it does."""
+        data = frame(pickle.dumps(spec))
+        try:
+            sent = self.sock.send(data, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:  # it died at once; the reaper reports how
+            sent = len(data)
+        self._spec_rest = data[sent:]
+
+    def flush_spec(self) -> None:
+        if not self._spec_rest:
+            return
+        self.sock.settimeout(SPEC_SEND_TIMEOUT)
         with contextlib.suppress(OSError):  # it died at once; the reaper reports how
-            parent_sock.sendall(frame(pickle.dumps(spec)))
-        parent_sock.setblocking(False)
-        return cls(popen, parent_sock, table)
+            self.sock.sendall(self._spec_rest)
+        self._spec_rest = b""
+        self.sock.setblocking(False)
 
     # --- messages ------------------------------------------------------------------------------
 
@@ -191,9 +180,9 @@ class ChildProcess:
         return [_shown(line) for line in lines if line.strip()]
 
     def _close_output(self) -> None:
-        if self.output is not None:
-            self.output.close()
-        self.output = self.output_fd = None
+        if self.output_fd is not None:
+            os.close(self.output_fd)
+        self.output_fd = None
 
     def send(self, command: Command) -> None:
         # A command is a few bytes and the worker reads them on a thread of its own; if its
@@ -212,17 +201,25 @@ class ChildProcess:
     def _signal_group(self, signum: int) -> None:
         # The worker leads its own process group (start_new_session): its id is the worker's pid,
         # and Linux does not hand that number to a new process while the group has members.
+        if self.pid is None:
+            return
         try:
             os.killpg(self.pid, signum)
         except ProcessLookupError:
             pass
         except PermissionError:  # a member changed its credentials: at least the worker itself
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signum)
+            self._signal(signum)
 
     def poll(self) -> int | None:
-        """The exit code once the process has exited (and is reaped), else None."""
-        return self.popen.poll()
+        """The exit code once the process has exited, else None."""
+        raise NotImplementedError
+
+    def _signal(self, signum: int) -> None:
+        """``signum`` to the worker itself, never to a process that took over its pid."""
+        raise NotImplementedError
+
+    def _released(self) -> None:
+        """The manager is done with the exited process: its pid may be reused from now on."""
 
     def finish(self) -> tuple[list[WorkerMessage], list[str], str, list[InHand]]:
         """After the exit: what it still had to say, the lines of output not read yet, its last
@@ -245,6 +242,7 @@ class ChildProcess:
         if self.exit_fd is not None:
             os.close(self.exit_fd)
             self.exit_fd = None
+        self._released()
         held: list[InHand] = []
         if self.in_hand is not None:
             held = self.in_hand.read()
@@ -274,7 +272,7 @@ class ChildProcess:
         return max(0.0, 100.0 * (busy - mark[1]) / (now - mark[0])), rss
 
 
-def _open_pidfd(pid: int) -> int | None:
+def open_pidfd(pid: int) -> int | None:
     try:
         return os.pidfd_open(pid)
     except (AttributeError, OSError):

@@ -7,11 +7,15 @@ thread, wake it through a pipe (so that its ``select`` returns), and wait for th
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
+
+log = logging.getLogger("routemq.manager")
 
 T = TypeVar("T")
 
@@ -33,6 +37,20 @@ class CommandQueue:
     def call_later(self, func: Callable[[], object]) -> None:
         """Queue ``func`` without waiting for it."""
         self.submit(func)
+
+    def off_thread(self, name: str, work: Callable[[], object], then: Callable[[], object], failed: str) -> None:
+        """Run ``work`` (a blocking broker call) on a thread of its own, then queue ``then`` if it
+        succeeded; if it raised OSError, log ``failed`` with the error."""
+
+        def run() -> None:
+            try:
+                work()
+            except OSError as exc:
+                log.warning("%s: %s", failed, exc)
+                return
+            self.call_later(then)
+
+        threading.Thread(target=run, name=name, daemon=True).start()
 
     def wake(self) -> None:
         with contextlib.suppress(BlockingIOError, OSError):

@@ -29,6 +29,7 @@ from .rates import SILENCE_MIN, BusyMeter, LineBudget, RateMeter
 
 STARTUP_GRACE = 30.0  # seconds a new worker may take to send its first heartbeat (route imports)
 BY_OPERATOR = "by the operator"  # kill(reason) for the operator's kill: a restart, not a death to count
+WITH_ZYGOTE = "its zygote died"  # went down with the zygote it was forked from: not its own death either
 
 State = SlotState
 
@@ -144,9 +145,12 @@ class Slot:
             self.host.session_kept(self)
         if restarted:
             self.restarts += 1
-            self.host.event("restarted", f"worker {self.key} restarted (pid {self.pid})", self.key)
+            self.host.event("restarted", f"worker {self.key} restarted ({self._pid_text()})", self.key)
         else:
-            self.host.event("spawned", f"worker {self.key} started (pid {self.pid})", self.key, logging.DEBUG)
+            self.host.event("spawned", f"worker {self.key} started ({self._pid_text()})", self.key, logging.DEBUG)
+
+    def _pid_text(self) -> str:
+        return "forking" if self.pid is None else f"pid {self.pid}"
 
     def stop(self) -> None:
         """Stop for good: a live process finishes what it holds and keeps its session."""
@@ -292,13 +296,14 @@ class Slot:
             self.host.event("stopped", f"worker {self.key} stopped ({self.last_exit})", self.key)
 
     def _died(self, now: float, uptime: float, in_hand: list[InHand]) -> None:
-        if self.killed_for == BY_OPERATOR:
+        if self.killed_for in (BY_OPERATOR, WITH_ZYGOTE):
             # A restart the hard way, not a death of the code's: no backoff, not counted towards
             # crash-loop, and the messages in hand come back from the session, not as failures.
             self._set(State.BACKOFF)
             self.restart_at = now
             self.detail = "restarting"
-            self.host.event("exited", f"worker {self.key} was killed by the operator; restarting it now", self.key)
+            why = "was killed by the operator" if self.killed_for == BY_OPERATOR else "went down with its zygote"
+            self.host.event("exited", f"worker {self.key} {why}; restarting it now", self.key)
             return
         if in_hand and self.host.died_holding(self, in_hand):
             # The message that kept killing it is set aside now: not a reason to give up on it.

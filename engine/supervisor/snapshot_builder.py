@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from ..protocol import Failure
 from ..router import Router
 from ..snapshot import BrokerInfo, ManagerSnapshot, RouteInfo, SlotState, WorkerInfo
+from .launcher import LauncherInfo
 from .pool import MAIN_ROUTE_LABEL, Pool
 from .rates import RouteTotals
 from .route_history import RouteHistories
@@ -32,6 +33,7 @@ def build_snapshot(
     identity: Identity,
     started_at: float | None,
     now: float,
+    launcher: LauncherInfo | None = None,
 ) -> ManagerSnapshot:
     pools = list(pools)
     route_rates: dict[str, float] = {}
@@ -69,6 +71,9 @@ def build_snapshot(
         messages_per_second=sum(r.messages_per_second for r in routes),
         handled=sum(r.handled for r in routes),
         failed=sum(r.failed for r in routes),
+        start_method=launcher.method if launcher is not None else "zygote",
+        zygote_pid=launcher.zygote_pid if launcher is not None else None,
+        zygote_restarts=launcher.zygote_restarts if launcher is not None else 0,
         taken_at=now,
     )
 

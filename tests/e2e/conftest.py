@@ -62,17 +62,11 @@ class Running:
         return [json.loads(line) for line in list(self.lines)]
 
     def worker_pids(self) -> set[int]:
-        """Worker processes (children of this command) alive now."""
-        pids = set()
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                try:
-                    stat = Path(f"/proc/{entry}/stat").read_text()
-                except OSError:
-                    continue
-                if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid and not process_gone(int(entry)):
-                    pids.add(int(entry))
-        return pids
+        """Worker processes alive now: children of this command's zygote (or of the command
+        itself, with WORKER_START_METHOD=spawn)."""
+        children = _children(self.process.pid)
+        zygotes = {pid for pid in children if b"engine.zygote_process" in _cmdline(pid)}
+        return (children - zygotes) | {pid for zygote in zygotes for pid in _children(zygote)}
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.process.poll() is None:
@@ -119,3 +113,21 @@ def run(project: Path, environment: dict[str, str]) -> Iterator:
             running.stop(signal.SIGKILL)
 
 
+def _children(parent: int) -> set[int]:
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == parent and not process_gone(int(entry)):
+                pids.add(int(entry))
+    return pids
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""

@@ -521,6 +521,14 @@ class TestRefresh:
         for expected in ("connected", "127.0.0.1:1883", "private mosquitto", "mqtt_framework_group",
                          "workers 1/4 (2 live)", "241 msg/s", "errors 314", "2 dead", "up 1h 02m"):
             assert expected in header
+        assert "zygote" not in header  # said only once a zygote has died
+
+    async def test_header_shows_a_zygote_that_died(self):
+        snapshot = dataclasses.replace(failing_snapshot(), zygote_restarts=2)
+        app = make_app(FakeManager(snapshots=[snapshot]))
+        async with app.run_test() as pilot:
+            await settle(pilot)
+            assert "zygote restarted 2 times" in str(app.header.render())
 
     async def test_throughput_history_and_log_are_bounded(self):
         flood = [event(seq, seq / 10, "log", f"line {seq}", "main") for seq in range(1, MAX_LINES + 101)]

@@ -157,6 +157,8 @@ class DashboardHeader(Widget):
             ]
             if dead:
                 parts += [_SEPARATOR, (f"{dead} dead", "bad")]
+            if snapshot.zygote_restarts:
+                parts += [_SEPARATOR, (f"zygote restarted {snapshot.zygote_restarts} times", "warning")]
             parts += [_SEPARATOR, ("up ", "label"), (fmt.duration(snapshot.uptime), "value")]
             if not snapshot.started:
                 parts += [_SEPARATOR, ("not started (a starts)", "warning")]
