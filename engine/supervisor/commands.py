@@ -70,10 +70,14 @@ class CommandQueue:
             if not future.set_running_or_notify_cancel():
                 continue
             try:
-                result = func()
+                result, error = func(), None
             except BaseException as exc:  # handed back to the caller
-                future.set_exception(exc)
-            else:
-                future.set_result(result)
+                result, error = None, exc
+            # The new snapshot first: a caller that reads it as soon as its call returns sees
+            # what the call did.
             if on_each is not None and not read_only:
                 on_each()
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)

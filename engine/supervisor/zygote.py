@@ -5,8 +5,9 @@ its own process group, like a worker's, and the secrets stripped from its enviro
 never sees a worker's settings: each worker's spec goes straight to the worker, over the
 worker's own socket). Asking for a fork never blocks the arbiter on a zygote that is still
 importing the routes (which may take as long as a router module likes): the request waits in
-the socket, and the worker's pid arrives with the answer. Once the zygote is ready, the answer
-is waited for (at most ``FORK_WAIT``), so a restart's events carry the new pid.
+the socket, and the worker's pid arrives with the answer. When the zygote is ready and has no
+other fork to make, the answer is waited for (at most ``FORK_WAIT``), so that a restart's
+events carry the new pid.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..zygote_protocol import PACKET, ZygoteSpec, ZygoteViolation, decode, encod
 from .child_process import SECRET_VARIABLES, open_pidfd
 from .forked_process import ForkedProcess
 
-FORK_WAIT = 1.0  # seconds a ready zygote gets to answer a fork before we go on without the pid
+FORK_WAIT = 0.25  # seconds an idle, ready zygote gets to answer a fork before we go on without the pid
 STOP_WAIT = 2.0
 OUTPUT_KEPT = 4096
 
@@ -113,7 +114,7 @@ class Zygote:
             if table_fd is not None:
                 os.close(table_fd)
         process.queue_spec(spec)
-        if self.ready and process.pending:
+        if self.ready and process.pending and len(self.pending) == 1:  # a zygote with a queue: not now
             self._await(process)
         return process
 
