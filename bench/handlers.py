@@ -11,7 +11,9 @@ only travel with heartbeats (every second) and would blur a burst of a second or
 
 from __future__ import annotations
 
+import mmap
 import os
+import struct
 import time
 from typing import Any
 
@@ -48,6 +50,58 @@ def count(payload: Any, client: Any = None) -> None:
 async def count_async(payload: Any, client: Any = None) -> None:
     """``count`` as a coroutine: the worker runs it as an asyncio task."""
     count(payload, client)
+
+
+class _SharedRun:
+    """Per-process state of ``count_shared``'s current burst, kept in a small shared-memory file."""
+
+    run: object = None
+    count = 0
+    total = 0
+    first = 0.0
+    slot: mmap.mmap | None = None
+
+
+_shared = _SharedRun()
+SHARED_SLOT = struct.Struct("<ddq")  # first start, last end (time.time()), messages handled
+
+
+def count_shared(payload: Any, client: Any = None) -> None:
+    """``count`` for a burst split between several processes (a shared subscription).
+
+    No process knows how many of the ``n`` messages it will get, so each one keeps ``<first
+    start> <last end> <count>`` of run ``r`` up to date in its own file ``out/<pid>``, mapped
+    into memory (a memory write per message, no system call after the first). The benchmark
+    sums the counts of all files until they reach ``n``; once they do, no file changes again.
+    """
+    now = time.time()
+    state = _shared
+    if payload["r"] != state.run:
+        if state.slot is not None:
+            state.slot.close()
+        fd = os.open(os.path.join(payload["out"], str(os.getpid())), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            os.ftruncate(fd, SHARED_SLOT.size)
+            state.slot = mmap.mmap(fd, SHARED_SLOT.size)
+        finally:
+            os.close(fd)
+        state.run, state.count, state.total, state.first = payload["r"], 0, 0, now
+    state.count += 1
+    state.total += payload["i"]
+    assert state.slot is not None
+    SHARED_SLOT.pack_into(state.slot, 0, state.first, time.time(), state.count)
+
+
+def read_shared(directory: str) -> list[tuple[float, float, int]]:
+    """The ``(first start, last end, count)`` of every process that ``count_shared`` wrote to in ``directory``."""
+    slots = []
+    for name in os.listdir(directory):
+        with open(os.path.join(directory, name), "rb") as stream:
+            data = stream.read(SHARED_SLOT.size)
+        if len(data) == SHARED_SLOT.size:
+            first, last, handled = SHARED_SLOT.unpack(data)
+            slots.append((first, last, handled))
+    return slots
 
 
 def work(payload: Any, client: Any = None) -> None:
