@@ -104,10 +104,13 @@ class Route:
     def invoke(self, topic: str, params: dict[str, str], payload: Any, client: Any) -> Any:
         """Start handling one message: a plain handler runs now and its result is returned (it
         may still be an awaitable); otherwise the coroutine of the middleware chain is returned,
-        for the caller to await. The one dispatch path: Router.dispatch and the worker use it."""
+        for the caller to await. The one dispatch path: Router.dispatch and the worker use it.
+
+        ``params`` is not changed and not kept (the worker passes one dict for every message of
+        a topic): a plain handler gets it unpacked, the middleware chain a copy of its own."""
         if self.is_plain:
             return self.handler(**params, payload=payload, client=client)
-        return self.run(topic, params, payload, client)
+        return self.run(topic, dict(params), payload, client)
 
     async def run(self, topic: str, params: dict[str, str], payload: Any, client: Any) -> Any:
         """Run the middleware chain and the handler for one message."""

@@ -94,7 +94,9 @@ class ClientIO:
         self._leaving: list[str] = []  # unsubscribed on every connect (retiring)
         self._asked: list[tuple[str, int]] = []  # the filters of the SUBSCRIBE last sent
         self._reading_paused = False  # worker_concurrency messages in hand: the broker holds the rest
-        self._flush_due = False  # a write of what paho queued is scheduled on the loop
+        self._reader_on = False  # the selector watches the socket for reading
+        self._flush_due = False  # a write of what paho queued is due (scheduled, or at the end of _read)
+        self._reading = False  # in _read: what it reads is handled, and acknowledged, before it returns
         self._sock: Any = None  # paho's socket while it is open, and its descriptor: the loop
         self._fd: int | None = None  # is given the number (a socket object costs a repr per miss)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -258,7 +260,8 @@ class ClientIO:
     def _watch_socket(self, sock: Any) -> None:
         assert self._loop is not None
         self._sock, self._fd = sock, sock.fileno()
-        if not self._reading_paused:
+        self._reader_on = not self._reading_paused
+        if self._reader_on:
             self._loop.add_reader(self._fd, self._read)
 
     def _forget_socket(self, sock: Any) -> None:
@@ -269,6 +272,7 @@ class ClientIO:
             self._loop.remove_reader(self._fd)
             self._loop.remove_writer(self._fd)
             self._sock = self._fd = None
+            self._reader_on = False
 
     def _watch_writes(self, sock: Any) -> None:
         # paho has something to write (acknowledgements, mostly). Written at the end of this pass
@@ -278,7 +282,8 @@ class ClientIO:
         assert self._loop is not None
         if sock is self._sock and self._fd is not None and not self._flush_due:
             self._flush_due = True
-            self._loop.call_soon(self._flush)
+            if not self._reading:  # else _read writes it before it returns
+                self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         assert self._loop is not None
@@ -296,10 +301,33 @@ class ClientIO:
             self._loop.remove_writer(self._fd)
 
     def _read(self) -> None:
-        """Take what the socket holds (up to worker_concurrency messages), then let them run."""
+        """Take what the socket holds (up to worker_concurrency messages), handle it and write the
+        acknowledgements, all in this pass of the loop: scheduled for later, each would cost
+        another pass (an epoll_wait), which at moderate rates comes once every few messages."""
+        if self._reading_paused:  # woken for a socket we do not read now: stop watching it
+            self._stop_watching_reads()
+            return
+        self._reading = self._inflight.collecting = True
+        try:
+            self._take_readable()
+        finally:
+            try:
+                self._inflight.handle_inbox()  # InFlight.take leaves that to us
+            finally:
+                self._reading = False
+                if self._flush_due:  # nothing else would write it: _watch_writes scheduled nothing
+                    self._flush()
+
+    def _take_readable(self) -> None:
         client = self.client
         inflight = self._inflight
         while not self._reading_paused:
+            # The plain PUBLISH packets already buffered, parsed without paho (buffered_client.py),
+            # handed over in one go; as many as the concurrency limit leaves room for.
+            taken = client.take_publishes(inflight.limit - inflight.pending)
+            if taken:
+                inflight.take(taken)  # pauses reading at the limit
+                continue
             before = inflight.received
             if client.loop_read() != mqtt.MQTT_ERR_SUCCESS:  # one packet; on_message queues it
                 return
@@ -312,10 +340,17 @@ class ClientIO:
                     return
 
     def pause_reading(self) -> None:
-        assert self._loop is not None
+        # Only a flag: the selector keeps watching the socket until _read is called while paused.
+        # Reading mostly resumes within the same pass of the loop (the inbox's first message
+        # done), and unregistering then registering again cost two epoll_ctl calls every
+        # worker_concurrency messages.
         self._reading_paused = True
-        if self._fd is not None:
+
+    def _stop_watching_reads(self) -> None:
+        assert self._loop is not None
+        if self._reader_on and self._fd is not None:
             self._loop.remove_reader(self._fd)
+        self._reader_on = False
 
     def resume_reading(self) -> None:
         if not self._reading_paused:
@@ -323,7 +358,9 @@ class ClientIO:
         assert self._loop is not None
         self._reading_paused = False
         if self._fd is not None:
-            self._loop.add_reader(self._fd, self._read)
+            if not self._reader_on:
+                self._reader_on = True
+                self._loop.add_reader(self._fd, self._read)
             if self.client.buffered:  # read already, so the socket may never wake us for it
                 self._loop.call_soon(self._read)
 

@@ -1,14 +1,22 @@
 """Messages in hand: taken from paho, handled, and only then acknowledged.
 
-paho calls :meth:`InFlight.on_message` from ``loop_read`` on the event loop's thread. The
-message goes to the inbox, and the inbox is emptied by one callback scheduled on the same loop
-(``call_soon``: no wake-up needed), so a read of many messages is handled as one batch. Each
-message is dispatched through the router's own path (``Router.match`` then ``Route.invoke``):
-a plain handler runs inline, anything awaitable it returns (and every coroutine route) runs as
-a task. At most ``limit`` (worker_concurrency) messages are in hand: beyond that the socket is
-not read and the broker keeps the rest. A message is acknowledged (``manual_ack``) only once
-its handler has returned, so a message in hand when the process dies is delivered again to the
-slot's session.
+Messages arrive on the event loop's thread: most in batches through :meth:`InFlight.take`
+(the PUBLISH packets BufferedClient parsed itself), the rest one by one through
+:meth:`InFlight.on_message`, called by paho from ``loop_read``. Each goes to the inbox, and
+the inbox is emptied by one callback scheduled on the same loop (``call_soon``: no wake-up
+needed), so a read of many messages is handled as one batch. Each message is dispatched
+through the router's own path (``Router.match`` then ``Route.invoke``): a plain handler runs
+inline, anything awaitable it returns (and every coroutine route) runs as a task. At most
+``limit`` (worker_concurrency) messages are in hand: beyond that the socket is not read and
+the broker keeps the rest. A message is acknowledged (``manual_ack``) only once its handler
+has returned, so a message in hand when the process dies is delivered again to the slot's
+session.
+
+The path is paid by every message, so it is kept short: what a topic leads to (route, captured
+parameters, the topic's bytes for the in-hand table) is remembered per topic string; a plain
+handler's start time stays a local (only tasks are listed for ``oldest_handler_age``: nothing
+can read the list while a plain handler has the loop); JSON is decoded without ``json.loads``'s
+wrapping; and a batch is counted, and reading paused, once.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from ..in_hand import InHandTable
 from ..protocol import RouteTimes
 from ..router import Route, Router
 from ..timings import Histogram
+from .buffered_client import Publish
 from .busy import BusyClock
 from .dead_letters import DeadLetters
 from .failures import FailureLog
@@ -35,17 +44,37 @@ from .failures import FailureLog
 log = logging.getLogger("routemq.worker")
 
 BATCH_SECONDS = 0.1  # longest run of inline handlers before the event loop gets a turn
+PLANS_KEPT = 4096  # topics whose match is remembered; beyond that the memory starts again
 _JSON_START = frozenset(b'{["-0123456789tfn \t\r\n')
+_JSON_SPACE = frozenset(b" \t\r\n")
+# The C scanner json.loads ends up in, and its pattern for space (both undeclared in typeshed).
+_scan_json: Callable[[str, int], tuple[Any, int]] = json.decoder.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_json_space: Callable[[str, int], Any] = json.decoder.WHITESPACE.match  # type: ignore[attr-defined]
+
+Plan = tuple[Route | None, dict[str, str], bytes]  # route (None: not handled here), params, topic bytes
 
 
 def decode_payload(raw: bytes | bytearray) -> Any:
-    """Decoded JSON when ``raw`` is valid JSON, else the raw bytes."""
+    """Decoded JSON when ``raw`` is valid JSON, else the raw bytes.
+
+    What ``json.loads(raw)`` returns, without its detour (encoding detection, two Python
+    frames, a regex for leading space): about a third of its cost for a small document."""
     if not raw or raw[0] not in _JSON_START:
         return raw
+    if len(raw) > 1 and not raw[1]:  # UTF-16 or UTF-32: json.loads detects and decodes those
+        try:
+            return json.loads(raw)
+        except (ValueError, RecursionError):
+            return raw
     try:
-        return json.loads(raw)
-    except (ValueError, RecursionError):  # invalid JSON or UTF-8; absurdly deep nesting
+        text = raw.decode("utf-8", "surrogatepass")  # as json.loads decodes bytes
+        start = 0 if raw[0] not in _JSON_SPACE else _json_space(text, 0).end()
+        value, end = _scan_json(text, start)
+    except (ValueError, RecursionError, StopIteration):  # invalid JSON or UTF-8; absurdly deep nesting
         return raw
+    if end != len(text) and _json_space(text, end).end() != len(text):
+        return raw  # something after the document
+    return value
 
 
 def _nothing() -> None:
@@ -74,9 +103,15 @@ class InFlight:
         waits = route is not None and route.is_async
         self.busy = BusyClock(1.0 / limit if waits else 1.0)
         self._busy_each = waits  # with a share of 1, only 0 -> 1 and 1 -> 0 change the level
-        self._inbox: deque[mqtt.MQTTMessage] = deque()  # read, not yet handled
-        self._inbox_scheduled = False
-        self._running: dict[int, float] = {}  # handler id -> start time (monotonic)
+        self._inbox: deque[mqtt.MQTTMessage | Publish] = deque()  # read, not yet handled
+        self._inbox_scheduled = False  # a pass of handling is due (at most one at a time)
+        # True while the socket's reader reads: it calls handle_inbox once done, so what arrives
+        # meanwhile is handled in the same pass of the loop, not scheduled for the next one.
+        self.collecting = False
+        self._keeping_session = False
+        self._plans: dict[str, Plan] = {}  # topic -> what it leads to (see _plan)
+        self._plans_for = len(router.routes)  # the routes the plans were made with
+        self._running: dict[int, float] = {}  # task id -> its handler's start time (monotonic)
         self._last_started = 0.0
         self.times: dict[str, Histogram] = {}  # route pattern -> handler times since the last heartbeat
         self.failures = FailureLog()
@@ -91,7 +126,6 @@ class InFlight:
         # handler kills the process, and the messages to set aside. None: not tracked.
         self.in_hand: InHandTable | None = None
         self.dead_letters: DeadLetters | None = None
-        self._held: dict[int, int] = {}  # handler id -> its in-hand entry
 
     def attach(self, client: mqtt.Client, pause: Callable[[], None], resume: Callable[[], None]) -> None:
         """The client the messages come from (handed to handlers, and acknowledging), and how
@@ -107,12 +141,13 @@ class InFlight:
     def keep_for_session(self) -> None:
         """From now on leave QoS>0 messages unacknowledged: the broker delivers them to this
         slot's session again when the slot restarts."""
+        self._keeping_session = True
         if self._client is not None:
             self._client.on_message = self._on_message_keeping_session
 
     # --- taking (paho's on_message, in loop_read) ----------------------------------------------
 
-    def on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage | Publish) -> None:
         self.received += 1
         self.pending += 1
         if self._busy_each or self.pending == 1:
@@ -120,11 +155,30 @@ class InFlight:
         if self.pending >= self.limit:
             self._pause()
         self._inbox.append(message)
-        if not self._inbox_scheduled:
+        if not self._inbox_scheduled and not self.collecting:
             self._inbox_scheduled = True
             self._loop.call_soon(self._take_inbox)  # type: ignore[union-attr]  # same thread: no wake-up needed
 
-    def _on_message_keeping_session(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+    def take(self, messages: list[Publish]) -> None:
+        """Messages BufferedClient parsed itself (no more than the limit leaves room for): as
+        ``on_message`` for each, with the counting done once. Not scheduled: the caller collects
+        and calls :meth:`handle_inbox` once it has read what there is (ClientIO._read does)."""
+        if self._keeping_session:
+            for message in messages:
+                self._on_message_keeping_session(self._client, None, message)
+            return
+        count = len(messages)
+        self.received += count
+        self.pending = pending = self.pending + count
+        if self._busy_each or pending == count:  # within one batch the level only ends higher
+            self.busy.set(pending)
+        if pending >= self.limit:
+            self._pause()
+        self._inbox.extend(messages)
+
+    def _on_message_keeping_session(
+        self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage | Publish
+    ) -> None:
         if message.qos > 0:
             self.received += 1
             return
@@ -132,9 +186,26 @@ class InFlight:
 
     # --- handling --------------------------------------------------------------------------------
 
+    def handle_inbox(self) -> None:
+        """Handle what was collected now, in this pass of the loop (for up to BATCH_SECONDS; the
+        rest in a later pass): scheduled for the next, it would cost a pass (an epoll_wait) more.
+        Nothing when a pass of handling is due already (a long batch goes on there: one at a
+        time, or the loop's other work would wait for several)."""
+        self.collecting = False
+        if self._inbox and not self._inbox_scheduled:
+            self._handle_batch()
+
     def _take_inbox(self) -> None:
         self._inbox_scheduled = False
+        self._handle_batch()
+
+    def _handle_batch(self) -> None:
         inbox = self._inbox
+        # Wall clock once a batch, not once a message: it only says how long the route is quiet.
+        self.last_message_at = time.time()
+        if len(self.router.routes) != self._plans_for:  # routes added since the plans were made
+            self._plans.clear()
+            self._plans_for = len(self.router.routes)
         until = time.monotonic() + BATCH_SECONDS
         while inbox:
             self._handle(inbox.popleft())
@@ -147,8 +218,23 @@ class InFlight:
                 self._loop.call_soon(self._take_inbox)  # type: ignore[union-attr]
                 return
 
-    def _handle(self, message: mqtt.MQTTMessage) -> None:
-        self.last_message_at = time.time()
+    def _plan(self, topic: str) -> Plan:
+        """What ``topic`` leads to here, remembered: the route (None when no route here serves
+        it), the parameters it captures (shared by its messages: Route.invoke copies them for
+        middleware), and its bytes for the in-hand table."""
+        found = self.router.match(topic)
+        route: Route | None = None
+        params: dict[str, str] = {}
+        if found is not None:
+            route, params = found
+            if route is not self.route and (route.shared or self.route is not None):
+                route = None  # a more specific route is served by another pool, with its own copy
+        if len(self._plans) >= PLANS_KEPT:  # a topic per device, say: forget, start again
+            self._plans.clear()
+        plan = self._plans[topic] = (route, params, topic.encode())
+        return plan
+
+    def _handle(self, message: mqtt.MQTTMessage | Publish) -> None:
         try:
             topic = message.topic
         except UnicodeDecodeError:
@@ -156,13 +242,9 @@ class InFlight:
             self.failed += 1
             self._finish(message)
             return
-        found = self.router.match(topic)
-        if found is None:  # matched a merged subscription but no route: nobody wants it
+        route, params, topic_bytes = self._plans.get(topic) or self._plan(topic)
+        if route is None:  # matched a merged subscription but no route here: nobody here wants it
             self._finish(message)
-            return
-        route, params = found
-        if route is not self.route and (route.shared or self.route is not None):
-            self._finish(message)  # a more specific route is served by another pool, with its own copy
             return
         letters = self.dead_letters
         if letters is not None and letters.waiting and letters.take(route, topic, message.payload, message.qos,
@@ -170,49 +252,52 @@ class InFlight:
             self._finish(message)
             return
         payload = decode_payload(message.payload)
-        handler_id = self._next_id = self._next_id + 1
-        self._running[handler_id] = self._last_started = started = time.monotonic()
-        if self.in_hand is not None:
-            self._held[handler_id] = self.in_hand.hold(topic.encode(), message.payload, message.qos, started)
+        self._last_started = started = time.monotonic()
+        in_hand = self.in_hand
+        held = -1 if in_hand is None else in_hand.hold(topic_bytes, message.payload, message.qos, started)
         try:
             result = route.invoke(topic, params, payload, self._client)
         except Exception as error:  # a bad message never kills the worker
             self._handler_failed(route, topic, message.payload, error)
-            self._done(handler_id, message, route, ok=False)
+            self._done(route, started, held, message, ok=False)
             return
-        # A plain function may still return an awaitable; None (the usual result) is not one.
-        if result is None or not inspect.isawaitable(result):
-            self._done(handler_id, message, route, ok=True)
+        # A plain route's handler has run; it may still have returned an awaitable (None, the
+        # usual result, is not one). Any other route returned its coroutine.
+        if route.is_plain and (result is None or not inspect.isawaitable(result)):
+            self._done(route, started, held, message, ok=True)
             return
-        task = asyncio.ensure_future(self._await(handler_id, route, topic, result, message))
+        task_id = self._next_id = self._next_id + 1
+        self._running[task_id] = started
+        task = asyncio.ensure_future(self._await(task_id, route, started, held, topic, result, message))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _await(
-        self, handler_id: int, route: Route, topic: str, awaitable: Any, message: mqtt.MQTTMessage
+        self, task_id: int, route: Route, started: float, held: int, topic: str, awaitable: Any,
+        message: mqtt.MQTTMessage | Publish,
     ) -> None:
         try:
             await awaitable
         except Exception as error:
             self._handler_failed(route, topic, message.payload, error)
-            self._done(handler_id, message, route, ok=False)
+            ok = False
         else:
-            self._done(handler_id, message, route, ok=True)
+            ok = True
+        del self._running[task_id]
+        self._done(route, started, held, message, ok)
 
     def _handler_failed(self, route: Route, topic: str, payload: bytes | bytearray, error: Exception) -> None:
         # Reported with the next heartbeat (grouped, with the traceback): see failures.py.
         name = getattr(route.handler, "__qualname__", None) or repr(route.handler)
         self.failures.failed(route.topic, name, error, topic, payload)
 
-    def _done(self, handler_id: int, message: mqtt.MQTTMessage, route: Route, ok: bool) -> None:
-        started = self._running.pop(handler_id, None)
-        if started is not None:
-            times = self.times.get(route.topic)
-            if times is None:
-                times = self.times[route.topic] = Histogram()
-            times.record(time.monotonic() - started)
-        if self.in_hand is not None:
-            self.in_hand.release(self._held.pop(handler_id, -1))
+    def _done(self, route: Route, started: float, held: int, message: mqtt.MQTTMessage | Publish, ok: bool) -> None:
+        times = self.times.get(route.topic)
+        if times is None:
+            times = self.times[route.topic] = Histogram()
+        times.record(time.monotonic() - started)
+        if held >= 0:
+            self.in_hand.release(held)  # type: ignore[union-attr]  # held: there is a table
         counts = self.by_route.get(route.topic)
         if counts is None:
             counts = self.by_route[route.topic] = [0, 0]
@@ -224,7 +309,7 @@ class InFlight:
             counts[1] += 1
         self._finish(message)
 
-    def _finish(self, message: mqtt.MQTTMessage) -> None:
+    def _finish(self, message: mqtt.MQTTMessage | Publish) -> None:
         # Acknowledge only now: a worker that dies before this line gets the message again.
         if message.qos > 0:
             self._ack(message.mid, message.qos)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import socket
@@ -31,6 +32,8 @@ from engine.protocol import (
 )
 from engine.protocol_decode import decode
 from engine.settings import Settings
+from engine.worker import inflight as inflight_module
+from engine.worker.buffered_client import Publish
 from engine.worker.inflight import InFlight, decode_payload
 from engine.worker.lifecycle import LEGAL_CHANGES, IllegalPhaseChange, Phase, Phases, Refusal, Worker
 from engine.worker.link import ManagerLink
@@ -273,6 +276,123 @@ def test_payloads_are_json_when_they_can_be():
     assert decode_payload(b"\xff\xfe") == b"\xff\xfe"
     assert decode_payload(b"") == b""
     assert decode_payload(b"[" * 100_000) == b"[" * 100_000
+
+
+def _as_before(raw: bytes) -> Any:
+    """decode_payload as it was: json.loads for what may start a JSON document."""
+    if not raw or raw[0] not in b'{["-0123456789tfn \t\r\n':
+        return raw
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        return raw
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": [1, 2]}', b" [1] \n", b'{"a": 1} x', b"1 2", b"-", b"[1,]", b"tru", b"true", b"null", b" ", b"\t",
+    b'"\xff"', b'"\\ud800"', b'{"\xed\xa0\x80": 1}', b'{"a": 1}\x0b', b'{"a": 1}\xc2\xa0', b'{"a": 1}\x00',
+    '{"\u00e9": 1}'.encode("utf-16-le"), "[1]".encode("utf-32-le"), "[1]".encode("utf-8-sig"), b"[" * 100_000,
+    b"-Infinity", b"1e400", b'"a\\u0000"',
+])
+def test_payloads_decode_exactly_as_json_loads_decodes_them(raw):
+    assert repr(decode_payload(raw)) == repr(_as_before(raw))
+    assert repr(decode_payload(bytearray(raw))) == repr(_as_before(bytearray(raw)))
+
+
+def publish(topic: str, payload: bytes = b"{}", qos: int = 1) -> Publish:
+    return Publish(topic, payload, qos, next(_mids) if qos else 0)
+
+
+def test_a_batch_parsed_by_the_client_is_taken_as_one_message_each():
+    release: dict[str, asyncio.Event] = {}
+    seen: list[tuple[str, Any]] = []
+
+    async def held(name, payload, client):
+        seen.append((name, payload))
+        await release["go"].wait()
+
+    router = Router()
+    router.on("jobs/{name}", held, qos=1)
+    h = Harness(router, limit=3)
+
+    async def scenario():
+        h.inflight.start(asyncio.get_running_loop())
+        release["go"] = asyncio.Event()
+        h.inflight.take([publish("jobs/a", b'{"n": 1}'), publish("jobs/b", b"raw", qos=0)])
+        h.inflight.handle_inbox()  # as ClientIO._read does once it has read
+        assert (h.inflight.received, h.inflight.pending, h.pauses) == (2, 2, 0)
+        h.inflight.take([publish("jobs/c")])
+        h.inflight.handle_inbox()  # as ClientIO._read does once it has read
+        assert h.pauses == 1 and h.inflight.pending == 3
+        await asyncio.sleep(0.01)
+        assert h.client.acks == [] and h.inflight.oldest_handler_age() is not None
+        release["go"].set()
+        await h.settle()
+
+    run(scenario())
+    assert seen == [("a", {"n": 1}), ("b", b"raw"), ("c", {})]
+    assert len(h.client.acks) == 2 and h.resumes == 1  # the QoS 0 message needs no acknowledgement
+    assert (h.inflight.handled, h.inflight.pending, h.inflight.by_route) == (3, 0, {"jobs/{name}": [3, 0]})
+
+
+def test_a_batch_taken_while_keeping_the_session_leaves_qos1_unacknowledged():
+    router = Router()
+    router.on("jobs/+", lambda payload, client: None, qos=1)
+    h = Harness(router)
+
+    async def scenario():
+        h.inflight.start(asyncio.get_running_loop())
+        h.inflight.keep_for_session()
+        h.inflight.take([publish("jobs/kept", qos=1), publish("jobs/taken", qos=0)])
+        h.inflight.handle_inbox()  # as ClientIO._read does once it has read
+        await h.settle()
+
+    run(scenario())
+    assert h.client.acks == []
+    assert h.inflight.received == 2 and h.inflight.handled == 1 and h.inflight.pending == 0
+
+
+class Rename(Middleware):
+    async def handle(self, context, next_handler):
+        context["params"]["name"] += "!"
+        return await next_handler(context)
+
+
+def test_parameters_remembered_for_a_topic_are_not_changed_by_middleware():
+    seen = []
+    router = Router()
+    router.on("jobs/{name}", lambda name, payload, client: seen.append(name), middleware=[Rename()])
+    h = Harness(router)
+
+    async def scenario():
+        h.inflight.start(asyncio.get_running_loop())
+        h.deliver(message("jobs/x", qos=0), message("jobs/x", qos=0))
+        await h.settle()
+
+    run(scenario())
+    assert seen == ["x!", "x!"]
+
+
+def test_matches_are_remembered_within_bounds_and_forgotten_when_routes_change(monkeypatch):
+    monkeypatch.setattr(inflight_module, "PLANS_KEPT", 2)
+    seen = []
+    router = Router()
+    router.on("jobs/+", lambda payload, client: seen.append(("any", payload)), qos=0)
+    h = Harness(router)
+
+    async def scenario():
+        h.inflight.start(asyncio.get_running_loop())
+        h.inflight.take([publish(f"jobs/{i}", str(i).encode(), qos=0) for i in range(5)])
+        h.inflight.handle_inbox()  # as ClientIO._read does once it has read
+        await h.settle()
+        assert len(h.inflight._plans) <= 2
+        router.on("jobs/special", lambda payload, client: seen.append(("special", payload)), qos=0)
+        h.inflight.take([publish("jobs/special", b"5", qos=0), publish("jobs/4", b"6", qos=0)])
+        h.inflight.handle_inbox()  # as ClientIO._read does once it has read
+        await h.settle()
+
+    run(scenario())
+    assert seen == [*(("any", i) for i in range(5)), ("special", 5), ("any", 6)]
 
 
 # --- phases -------------------------------------------------------------------------------------
