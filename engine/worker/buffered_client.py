@@ -58,6 +58,7 @@ class BufferedClient(mqtt.Client):
         self.socket_reads = 0  # recv calls on the socket (the test's evidence that the hook works)
         self.reads_served = 0  # paho's reads served
         self.publishes_taken = 0  # messages parsed by take_publishes (the test's evidence too)
+        self._eof_pending = False  # fill() met the end of the stream: paho's next read returns it
 
     @property
     def buffered(self) -> int:
@@ -68,6 +69,9 @@ class BufferedClient(mqtt.Client):
 
     def _sock_recv(self, bufsize: int) -> bytes:
         self.reads_served += 1
+        if self._eof_pending:
+            self._eof_pending = False
+            return b""
         sock = self.socket()
         if sock is not self._buffer_socket:  # a new connection: what was left belongs to the old one
             self._buffer, self._offset, self._buffer_socket = b"", 0, sock
@@ -80,6 +84,24 @@ class BufferedClient(mqtt.Client):
         start = self._offset
         self._offset = min(start + bufsize, len(self._buffer))
         return self._buffer[start : self._offset]
+
+    def fill(self) -> int:
+        """Read the socket into the emptied buffer (one ``recv`` of up to READ_SIZE), so that
+        :meth:`take_publishes` sees what came: the bytes read; -1 when there is nothing to read
+        now, or the end of the stream or an error, which paho's ``loop_read`` must see itself."""
+        sock = self.socket()
+        if sock is None or self.buffered:
+            return -1
+        try:
+            data = super()._sock_recv(READ_SIZE)
+        except OSError:  # nothing to read (BlockingIOError, TLS's want-read), or a broken link
+            return -1
+        self.socket_reads += 1
+        if not data:
+            self._eof_pending = True  # paho's next read sees the end of the stream, as it would have
+            return -1
+        self._buffer, self._offset, self._buffer_socket = data, 0, sock
+        return len(data)
 
     def take_publishes(self, most: int) -> list[Publish]:
         """Up to ``most`` messages, from the PUBLISH packets at the head of what is buffered;

@@ -38,7 +38,7 @@ from ..mqtt_client import (
 )
 from ..protocol import Failure
 from ..settings import Settings
-from .buffered_client import BufferedClient
+from .buffered_client import READ_SIZE, BufferedClient
 from .inflight import InFlight
 
 RECONNECT_MIN_DELAY = 0.5
@@ -321,6 +321,7 @@ class ClientIO:
     def _take_readable(self) -> None:
         client = self.client
         inflight = self._inflight
+        drained = False  # the last read took less than it could: the socket is very likely empty
         while not self._reading_paused:
             # The plain PUBLISH packets already buffered, parsed without paho (buffered_client.py),
             # handed over in one go; as many as the concurrency limit leaves room for.
@@ -328,16 +329,25 @@ class ClientIO:
             if taken:
                 inflight.take(taken)  # pauses reading at the limit
                 continue
+            if not client.buffered:
+                if drained and not self._tls_pending():
+                    return  # another recv would only say EAGAIN: the selector tells us when
+                got = client.fill()  # so that what comes is parsed here, not by paho, at any rate
+                if got > 0:
+                    drained = got < READ_SIZE
+                    continue
             before = inflight.received
             if client.loop_read() != mqtt.MQTT_ERR_SUCCESS:  # one packet; on_message queues it
                 return
-            if inflight.received == before and not client.buffered:
+            if inflight.received == before and not client.buffered and not self._tls_pending():
                 # Nothing read, or not a PUBLISH, and nothing left in our buffer (which the
                 # selector cannot see): back to the selector, except for TLS bytes already
                 # decrypted, which it cannot see either.
-                sock = client.socket()
-                if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
-                    return
+                return
+
+    def _tls_pending(self) -> bool:
+        sock = self.client.socket()
+        return isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
 
     def pause_reading(self) -> None:
         # Only a flag: the selector keeps watching the socket until _read is called while paused.

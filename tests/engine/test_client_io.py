@@ -80,3 +80,28 @@ def test_no_more_than_the_limit_is_taken_and_reading_resumes_below_it(broker, gr
         io.stop()
 
     asyncio.run(scenario())
+
+
+def test_messages_arriving_one_at_a_time_are_parsed_without_paho(broker, group_name):
+    """At moderate rates each wake-up finds one message on the socket; it must still take the
+    fast path (fill the buffer, then take_publishes), not paho's packet reader."""
+    router = Router()
+    router.on(f"{group_name}/one/{{name}}", lambda name, payload, client: None, qos=1)
+    inflight = InFlight(router, None, LIMIT)
+    events = Events()
+    io = ClientIO(settings_for(broker, group_name), f"{group_name}-one", inflight, events)
+    io.keep_subscribed([(f"{group_name}/one/+", 1)])
+
+    async def scenario() -> None:
+        io.start(asyncio.get_running_loop())
+        assert await io.connect()
+        await asyncio.wait_for(events.ready.wait(), 10)
+        with Publisher(broker) as pub:
+            for i in range(10):
+                pub.publish(f"{group_name}/one/n{i}", {"i": i})
+                await until(lambda i=i: inflight.handled == i + 1, f"message {i} handled")
+        assert io.client.publishes_taken == 10
+        await io.disconnect(end_session_too=True)
+        io.stop()
+
+    asyncio.run(scenario())
