@@ -115,30 +115,39 @@ class Zygote:
         if len(fds) != (3 if table else 2):
             self._send({"fork_failed": number, "error": f"expected {3 if table else 2} descriptors, got {len(fds)}"})
             return
+        zygote = os.getpid()
         try:
             pid = os.fork()
         except OSError as exc:
             self._send({"fork_failed": number, "error": f"fork: {exc}"})
             return
         if pid == 0:
-            code: int = ExitCode.CRASH
             try:
-                code = self._become_worker(fds[0], fds[1], fds[2] if table else None)
-            except BaseException:
+                self._become_worker(zygote, fds[0], fds[1], fds[2] if table else None)
+            except SystemExit:
+                # The worker's own sys.exit(): it leaves the way a spawned worker does, through
+                # the interpreter's exit (atexit handlers, non-daemon threads joined, files
+                # flushed), unwinding the zygote's frames on the way, which hold nothing.
+                raise
+            except BaseException:  # never back into the zygote's loop
                 traceback.print_exc()
-            finally:
-                os._exit(code)
-        pidfd = os.pidfd_open(pid)
+            raise SystemExit(ExitCode.CRASH)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError as exc:  # out of descriptors, say: a child nobody could watch must not live
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            self._send({"fork_failed": number, "error": f"pidfd_open: {exc}"})
+            return
         self.children[pid] = pidfd
         self.selector.register(pidfd, selectors.EVENT_READ, pid)
         socket.send_fds(self.control, [encode({"forked": number, "pid": pid})], [pidfd])
 
-    def _become_worker(self, sock_fd: int, output_fd: int, table_fd: int | None) -> int:
-        zygote = os.getppid()
+    def _become_worker(self, zygote: int, sock_fd: int, output_fd: int, table_fd: int | None) -> None:
         os.setsid()  # its own session and process group, as a spawned worker has
         worker_process.die_with_parent()
         if os.getppid() != zygote:
-            return ExitCode.CRASH  # the zygote died between the fork and the line above
+            raise SystemExit(ExitCode.CRASH)  # the zygote died between the fork and the line above
         # Nothing of the zygote's stays open in the worker: not the manager's control socket (its
         # end of file must mean the zygote is gone), not the other workers' pidfds.
         self.selector.close()
@@ -151,16 +160,12 @@ class Zygote:
         spec = link.read_spec()
         # Seen as a worker, not as one more zygote: in ps and top (all forks would otherwise
         # show the zygote's command line) and by handler code that reads its arguments.
-        sys.argv = [sys.argv[0], "--slot", spec.slot, "--fd", str(sock_fd)]
+        sys.argv = [worker_process.__file__, "--slot", spec.slot, "--fd", str(sock_fd)]
         setproctitle.setproctitle(f"engine.worker_process --slot {spec.slot} (forked by zygote {zygote})")
         if table_fd is not None:  # its number here, which the manager could not know
             spec = dataclasses.replace(spec, in_hand_fd=table_fd)
         preloaded = self.preloaded
-        try:
-            worker_process.main(spec, link, preloaded.load if preloaded is not None else None)
-        except SystemExit as exit_:
-            return exit_.code if isinstance(exit_.code, int) else ExitCode.CRASH
-        return ExitCode.CRASH
+        worker_process.main(spec, link, preloaded.load if preloaded is not None else None)  # sys.exit()s
 
     def _exited(self, pid: int) -> None:
         pidfd = self.children[pid]

@@ -45,8 +45,9 @@ def encode(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":")).encode()
 
 
-def decode(packet: bytes) -> dict[str, Any]:
-    """One message from the zygote, its fields checked; ZygoteViolation for anything else."""
+def decode(packet: bytes) -> tuple[str, dict[str, Any]]:
+    """One message from the zygote and its kind, every field checked (exactly the kind's fields,
+    of their types, pids and codes within their ranges); ZygoteViolation for anything else."""
     try:
         message = json.loads(packet)
     except (ValueError, RecursionError) as exc:
@@ -56,18 +57,30 @@ def decode(packet: bytes) -> dict[str, Any]:
     kind = next(iter(message))
     fields = _FIELDS.get(kind)
     if fields is None:
-        raise ZygoteViolation(f"unknown message {kind!r}")
+        raise ZygoteViolation(f"unknown message {str(kind)[:50]!r}")
+    if set(message) != set(fields):
+        raise ZygoteViolation(f"{kind}: fields {sorted(message)[:10]}, not {sorted(fields)}")
     for name, types in fields.items():
-        value = message.get(name)
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise ZygoteViolation(f"{kind}: field {name!r} is {type(value).__name__}")
-    if isinstance(message.get("problem"), str):
-        message["problem"] = message["problem"][:2000]
-    if isinstance(message.get("error"), str):
-        message["error"] = message["error"][:2000]
-    return message
+        _check(kind, name, message[name], types)
+    for name in ("problem", "error"):
+        if isinstance(message.get(name), str):
+            message[name] = message[name][:2000]
+    return kind, message
 
 
+def _check(kind: str, name: str, value: Any, types: tuple[type, ...]) -> None:
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        raise ZygoteViolation(f"{kind}: field {name!r} is {type(value).__name__}")
+    if not isinstance(value, int):
+        return
+    if name in _PIDS and not 1 < value < PID_LIMIT:
+        raise ZygoteViolation(f"{kind}: {name} {value} is not a process id")
+    if name == "code" and not -128 < value < 256:
+        raise ZygoteViolation(f"{kind}: code {value} is not an exit code")
+
+
+PID_LIMIT = 2**22  # Linux's largest pid_max
+_PIDS = frozenset({"ready", "pid", "exited"})
 _FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "ready": {"ready": (int,), "preloaded": (bool,), "problem": (str, type(None))},
     "forked": {"forked": (int,), "pid": (int,)},

@@ -41,7 +41,7 @@ from .launcher import Launcher
 from .pool import MAIN, ClientIds, Pool
 from .reports import Reports
 from .rollout import Rollout, plan_reload
-from .slot import WITH_ZYGOTE, Slot
+from .slot import Slot
 from .snapshot_builder import Identity, build_snapshot
 from .watch import Watch
 from .zygote import Zygote
@@ -155,8 +155,8 @@ class Arbiter:
             changed = self.launcher.on_exit(zygote)
             for process in changed:  # its workers: not a death of their own, restarted at once
                 slot = self._slot_of(process)
-                if slot is not None and slot.killed_for is None and process.code in (None, EXIT_UNKNOWN):
-                    slot.killed_for = WITH_ZYGOTE
+                if slot is not None and process.code in (None, EXIT_UNKNOWN):
+                    slot.with_zygote = True
         for process in dict.fromkeys(changed):
             slot = self._slot_of(process)
             if slot is None:
@@ -234,7 +234,8 @@ class Arbiter:
         return "\n".join(lines)
 
     def _manage(self, now: float) -> None:
-        self.launcher.tidy(self.settings.hang_timeout)
+        for zygote in self.launcher.tidy(self.settings.hang_timeout):
+            self._zygote_event(zygote, "zygote-exit")
         for slot in self._slots():
             slot.tick(now)
         if self.rollout is not None and self.rollout.advance(now):

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import signal
 import socket
 import time
@@ -270,6 +271,13 @@ class ChildProcess:
         if now <= mark[0]:
             return None, rss
         return max(0.0, 100.0 * (busy - mark[1]) / (now - mark[0])), rss
+
+
+def readable(fd: int, timeout: float) -> bool:
+    """``fd`` readable within ``timeout`` seconds (poll: no limit on descriptor numbers)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout) * 1000))
 
 
 def open_pidfd(pid: int) -> int | None:

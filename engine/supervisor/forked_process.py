@@ -11,14 +11,13 @@ the pidfd the zygote handed over says when, and the code is :data:`EXIT_UNKNOWN`
 from __future__ import annotations
 
 import contextlib
-import select
 import signal
 import socket
 from typing import TYPE_CHECKING
 
 from ..in_hand import InHand, InHandTable
 from ..protocol import EXIT_UNKNOWN, WorkerMessage
-from .child_process import ChildProcess
+from .child_process import ChildProcess, readable
 
 if TYPE_CHECKING:
     from .zygote import Zygote
@@ -32,7 +31,7 @@ class ForkedProcess(ChildProcess):
         self.failure: str | None = None  # why it was never forked
         self._signals: list[int] = []  # asked for before the pid was known
 
-    def forked(self, pid: int, pidfd: int) -> None:
+    def forked(self, pid: int, pidfd: int | None) -> None:
         self.started(pid)
         self.exit_fd = pidfd
         self.flush_spec()
@@ -54,7 +53,9 @@ class ForkedProcess(ChildProcess):
     def poll(self) -> int | None:
         if self.code is not None:
             return self.code
-        if self.zygote.dead and (self.pid is None or self.exit_seen()):
+        # Its zygote gone, it is init's: gone too once its pidfd says so (without one, it is going:
+        # the parent-death signal is SIGTERM).
+        if self.zygote.dead and (self.pid is None or self.exit_fd is None or self.exit_seen()):
             self.code = EXIT_UNKNOWN
         return self.code
 
@@ -65,8 +66,7 @@ class ForkedProcess(ChildProcess):
     def exit_seen(self) -> bool:
         if self.exit_fd is None:
             return False
-        readable, _, _ = select.select([self.exit_fd], [], [], 0)
-        return bool(readable)
+        return readable(self.exit_fd, 0)
 
     def terminate(self) -> None:
         if self.pid is None:
@@ -79,6 +79,14 @@ class ForkedProcess(ChildProcess):
             self._signals.append(signal.SIGKILL)
         else:
             super().kill()
+
+    def _signal_group(self, signum: int) -> None:
+        if self.zygote.dead:
+            # init reaps it the moment it exits: its pid, and its group's id, may be anyone's.
+            # Only the pidfd still names it (what a handler forked is not reached then).
+            self._signal(signum)
+        else:
+            super()._signal_group(signum)
 
     def _signal(self, signum: int) -> None:
         if self.exit_fd is not None:

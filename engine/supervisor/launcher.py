@@ -12,6 +12,8 @@ interpreter per worker (spawned_process.py).
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +49,12 @@ class Launcher:
         self.zygotes: list[Zygote] = []
         self.restarts = 0
         self._deaths: deque[float] = deque()
+        if method == "zygote" and not pidfds_work():
+            # A zygote's children are not ours to wait for: without pidfds (an old kernel, a
+            # seccomp profile that refuses pidfd_open) their exits could not be followed.
+            self.method = "spawn"
+            event("zygote", "pidfd_open is not available here: workers start as fresh interpreters "
+                  "(WORKER_START_METHOD=spawn)", logging.WARNING)
 
     def launch(self, spec: WorkerSpec, in_hand_entries: int) -> ChildProcess:
         if self.method == "spawn":
@@ -76,6 +84,8 @@ class Launcher:
     def on_control(self, zygote: Zygote) -> list[ForkedProcess]:
         was_ready = zygote.ready
         zygote.read()
+        if zygote.control_closed:  # at end of file it stays readable: its exit is watched elsewhere
+            self.watch.forget(zygote.control.fileno())
         changed = zygote.take_changed()
         if zygote.ready and not was_ready:
             took = self.now() - zygote.started_at
@@ -126,16 +136,21 @@ class Launcher:
 
     # --- housekeeping ----------------------------------------------------------------------------
 
-    def tidy(self, hang_timeout: float) -> None:
-        """Retire old zygotes once idle; kill one that has not answered a fork for ``hang_timeout``."""
+    def tidy(self, hang_timeout: float) -> list[Zygote]:
+        """Retire old zygotes once idle; kill one that has not answered a fork for ``hang_timeout``
+        (stuck importing the routes, stopped, frozen). The zygotes that have exited without a
+        pidfd to say so, for the caller to treat as ``on_exit``."""
+        now = time.monotonic()
         for zygote in self.zygotes:
             if zygote is not self.current and zygote.idle:
                 zygote.retire()
-            late = self.now() - zygote.started_at > hang_timeout
-            if zygote.pending and late and not zygote.ready and not zygote.dead:
-                self.event("zygote", f"zygote (pid {zygote.pid}) not ready after {hang_timeout:g} s: killing it",
+            asked = zygote.oldest_fork()
+            if asked is not None and now - asked > hang_timeout and not zygote.dead:
+                said = "not ready" if not zygote.ready else "not answering a fork"
+                self.event("zygote", f"zygote (pid {zygote.pid}) {said} after {hang_timeout:g} s: killing it",
                            logging.WARNING)
                 zygote.kill()
+        return [z for z in self.zygotes if z.exit_fd is None and z.poll() is not None]
 
     def close(self) -> None:
         for zygote in list(self.zygotes):
@@ -154,3 +169,20 @@ class Launcher:
             zygote_restarts=self.restarts,
             preloaded=zygote is not None and zygote.preloaded,
         )
+
+
+def pidfds_work() -> bool:
+    """pidfd_open and waitid(P_PIDFD) work here (Linux 5.4 and later, unless refused)."""
+    try:
+        fd = os.pidfd_open(os.getpid())
+    except (AttributeError, OSError):
+        return False
+    try:
+        os.waitid(os.P_PIDFD, fd, os.WEXITED | os.WNOHANG)
+    except ChildProcessError:
+        return True  # understood: we are not our own child
+    except (AttributeError, OSError):
+        return False
+    finally:
+        os.close(fd)
+    return True

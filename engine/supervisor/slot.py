@@ -100,6 +100,7 @@ class Slot:
         self.beat: Heartbeat | None = None
         self.fatal: Fatal | None = None
         self.killed_for: str | None = None
+        self.with_zygote = False  # its zygote died under it: its exit is not its own death
         self.stop_deadline: float | None = None
         self.spawned_at = self.last_heard = now
         self.cpu: float | None = None
@@ -247,7 +248,8 @@ class Slot:
         self.exitcode = exitcode
         self.last_words = last_logged or last_output
         described = describe_exit(exitcode) or "?"
-        cause = self.killed_for or (self.fatal.reason if self.fatal else None)
+        cause = self.killed_for or (WITH_ZYGOTE if self.with_zygote else None) or (
+            self.fatal.reason if self.fatal else None)
         if cause is None and self.last_words:
             cause = self.last_words.splitlines()[-1][:300]
         if self.killed_for is not None and exitcode == -signal.SIGKILL:
@@ -296,13 +298,13 @@ class Slot:
             self.host.event("stopped", f"worker {self.key} stopped ({self.last_exit})", self.key)
 
     def _died(self, now: float, uptime: float, in_hand: list[InHand]) -> None:
-        if self.killed_for in (BY_OPERATOR, WITH_ZYGOTE):
+        if self.killed_for == BY_OPERATOR or self.with_zygote:
             # A restart the hard way, not a death of the code's: no backoff, not counted towards
             # crash-loop, and the messages in hand come back from the session, not as failures.
             self._set(State.BACKOFF)
             self.restart_at = now
             self.detail = "restarting"
-            why = "was killed by the operator" if self.killed_for == BY_OPERATOR else "went down with its zygote"
+            why = "went down with its zygote" if self.with_zygote else "was killed by the operator"
             self.host.event("exited", f"worker {self.key} {why}; restarting it now", self.key)
             return
         if in_hand and self.host.died_holding(self, in_hand):

@@ -15,18 +15,19 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import select
 import signal
 import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 from .. import in_hand
 from ..in_hand import InHandTable
 from ..protocol import RoutesSource, WorkerSpec, describe_exit
+from ..text import printable
 from ..zygote_protocol import PACKET, ZygoteSpec, ZygoteViolation, decode, encode
-from .child_process import SECRET_VARIABLES, open_pidfd
+from .child_process import SECRET_VARIABLES, open_pidfd, readable
 from .forked_process import ForkedProcess
 
 FORK_WAIT = 0.25  # seconds an idle, ready zygote gets to answer a fork before we go on without the pid
@@ -47,6 +48,8 @@ class Zygote:
         self.pending: dict[int, ForkedProcess] = {}  # fork number -> process, until answered
         self.children: dict[int, ForkedProcess] = {}  # pid -> process, until released
         self.changed: list[ForkedProcess] = []  # forked, never forked or exited, not yet taken
+        self.asked_at: dict[int, float] = {}  # fork number -> when it was asked for, until answered
+        self.control_closed = False  # end of file on the control socket: it is exiting
         self._numbers = 0
         self._partial = b""
         self.tail = ""  # its last output, for the cause of its death
@@ -108,6 +111,7 @@ class Zygote:
             process.never_forked(f"the zygote did not take the fork: {exc}")
         else:
             self.pending[number] = process
+            self.asked_at[number] = time.monotonic()
         finally:
             child_sock.close()
             os.close(output_w)
@@ -124,8 +128,7 @@ class Zygote:
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            readable, _, _ = select.select([self.control], [], [], left)
-            if readable:
+            if readable(self.control.fileno(), left):
                 self.read()
 
     def take_changed(self) -> list[ForkedProcess]:
@@ -143,46 +146,58 @@ class Zygote:
             except OSError:
                 packet, fds = b"", []
             if not packet:
-                break  # it is exiting: its pidfd says when
+                self.control_closed = True  # it is exiting (its pidfd, or polling, says when)
+                break
+            for fd in fds:
+                os.set_inheritable(fd, False)  # nothing the manager runs may hold a worker's pidfd
             try:
-                message = decode(packet)
+                kind, message = decode(packet)
             except ZygoteViolation as exc:
                 for fd in fds:
                     os.close(fd)
                 self.problem = f"protocol violation: {exc}"
                 self.kill()
                 break
-            self.changed.extend(self._handle(message, fds))
+            self.changed.extend(self._handle(kind, message, fds))
 
-    def _handle(self, message: dict[str, object], fds: list[int]) -> list[ForkedProcess]:
-        if "ready" in message:
+    def _handle(self, kind: str, message: dict[str, Any], fds: list[int]) -> list[ForkedProcess]:
+        if kind == "ready":
             self.ready = True
-            self.preloaded = bool(message["preloaded"])
-            self.problem = message["problem"] if isinstance(message["problem"], str) else None
+            self.preloaded = message["preloaded"]
+            self.problem = message["problem"]
             return []
-        if "forked" in message:
-            process = self.pending.pop(int(message["forked"]), None)  # type: ignore[call-overload]
-            pid = int(message["pid"])  # type: ignore[call-overload]
-            if process is None or len(fds) != 1:
-                for fd in fds:
+        if kind == "forked":
+            process = self.pending.pop(message["forked"], None)
+            self.asked_at.pop(message["forked"], None)
+            for fd in fds[1:]:
+                os.close(fd)
+            if process is None:
+                for fd in fds[:1]:
                     os.close(fd)
                 return []
-            self.children[pid] = process
-            process.forked(pid, fds[0])
+            # Without its pidfd (the manager out of descriptors: the kernel drops it), the
+            # worker is still ours: its pid is known, its exit comes from the zygote.
+            self.children[message["pid"]] = process
+            process.forked(message["pid"], fds[0] if fds else None)
             return [process]
         for fd in fds:
             os.close(fd)
-        if "fork_failed" in message:
-            process = self.pending.pop(int(message["fork_failed"]), None)  # type: ignore[call-overload]
-            if process is not None:
-                process.never_forked(f"the zygote could not fork it: {message['error']}")
-                return [process]
-            return []
-        process = self.children.get(int(message["exited"]))  # type: ignore[call-overload]
+        if kind == "fork_failed":
+            self.asked_at.pop(message["fork_failed"], None)
+            process = self.pending.pop(message["fork_failed"], None)
+            if process is None:
+                return []
+            process.never_forked(f"the zygote could not fork it: {message['error']}")
+            return [process]
+        process = self.children.get(message["exited"])
         if process is None:
             return []
-        process.exited(int(message["code"]))  # type: ignore[call-overload]
+        process.exited(message["code"])
         return [process]
+
+    def oldest_fork(self) -> float | None:
+        """When the oldest fork not yet answered was asked for."""
+        return min(self.asked_at.values(), default=None)
 
     def release(self, pid: int) -> None:
         """We are done with this exited worker: the zygote may reap it."""
@@ -213,11 +228,23 @@ class Zygote:
         *lines, self._partial = (self._partial + data).split(b"\n")
         if self.output_fd is None and self._partial:
             lines.append(self._partial)
-        text = [line.decode(errors="replace").rstrip() for line in lines if line.strip()]
+        text = [printable(line.decode(errors="replace").rstrip()) for line in lines if line.strip()]
         self.tail = ("\n".join([self.tail, *text]))[-OUTPUT_KEPT:]
         return text
 
     def poll(self) -> int | None:
+        """Its exit code once it has exited; then whatever it started that is still in its process
+        group (a router module that spawned a helper at import) is killed before it is reaped,
+        while its group id cannot be anyone else's."""
+        if self.exit_fd is not None and self.popen.returncode is None:
+            try:
+                exited = os.waitid(os.P_PIDFD, self.exit_fd, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                exited = None
+            if exited is None:
+                return None
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.pid, signal.SIGKILL)
         return self.popen.poll()
 
     def died(self) -> list[ForkedProcess]:
@@ -229,10 +256,14 @@ class Zygote:
         for process in self.pending.values():
             process.never_forked(f"its zygote died first ({self.describe_exit()})")
         self.pending.clear()
+        self.asked_at.clear()
         self.control.close()
         if self.exit_fd is not None:
             os.close(self.exit_fd)
             self.exit_fd = None
+        if self.output_fd is not None:  # read by the caller already; a helper it left may hold it
+            os.close(self.output_fd)
+            self.output_fd = None
         return orphans
 
     def describe_exit(self) -> str:
@@ -254,11 +285,14 @@ class Zygote:
     def close(self) -> None:
         """Retire it and wait for it (killing it past STOP_WAIT); every descriptor closed."""
         self.retire()
-        try:
-            self.popen.wait(STOP_WAIT)
-        except subprocess.TimeoutExpired:
+        if self.exit_fd is not None:
+            readable(self.exit_fd, STOP_WAIT)
+        if self.poll() is None:  # (poll: what it left in its group goes first, then it is reaped)
             self.kill()
-            self.popen.wait()
+            if self.exit_fd is not None:
+                readable(self.exit_fd, STOP_WAIT)
+            self.poll()
+        self.popen.wait()
         if not self.dead:
             self.died()
         if self.output_fd is not None:

@@ -199,3 +199,57 @@ def test_zygotes_that_keep_dying_give_way_to_spawn(broker, group_name, start):
     assert snapshot.start_method == "spawn" and snapshot.zygote_pid is None
     assert parents(manager) == {os.getpid()}
     assert any("workers start as fresh interpreters from now on" in e.message for e in manager.events_since(0))
+
+
+AT_EXIT_ROUTES = """
+import atexit, os, subprocess
+from engine import Router
+
+# A helper started at import: in the zygote, which must not leave it behind.
+helper = subprocess.Popen(["sleep", "3600"])
+with open({helpers!r}, "a") as out:
+    out.write(f"{{helper.pid}}\\n")
+
+def handle(name, payload, client):
+    def said_goodbye(path=payload["out"]):
+        with open(path, "a") as out:
+            out.write(f"{{os.getpid()}}\\n")
+    atexit.register(said_goodbye)
+
+router = Router()
+router.on("zy/{{name}}", handle, qos=1, shared=True, worker_count=1)
+"""
+
+
+def test_a_forked_worker_exits_as_a_spawned_one_and_import_time_helpers_go_with_the_zygote(
+    broker, group_name, managers, tmp_path, monkeypatch
+):
+    helpers_file, out = tmp_path / "helpers", tmp_path / "goodbyes"
+    name = f"zyexit_{group_name}"
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "__init__.py").write_text("")
+    (tmp_path / name / "jobs.py").write_text(AT_EXIT_ROUTES.format(helpers=str(helpers_file)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    manager = WorkerManager(RouterRegistry(name).discover_and_load_routers(), group_name, router_directory=name,
+                            settings=settings_for(broker, group_name))
+    managers.append(manager)
+    manager.start_workers()
+    wait_until(lambda: all_running(manager), what="the worker running")
+    pid = manager.snapshot().workers[0].pid
+    with Publisher(broker) as pub:
+        pub.publish("zy/a", {"out": str(out)})
+    wait_until(lambda: manager.snapshot().handled == 1, what="the message handled")
+    manager.close()
+    # Its atexit handler ran: it left through the interpreter's exit, not os._exit().
+    assert out.read_text().split() == [str(pid)]
+    # The helpers the routes' import started (one in this test's own import, one in the zygote's)
+    # are gone with the zygote, except ours.
+    helpers = [int(p) for p in helpers_file.read_text().split()]
+    assert len(helpers) == 2
+    ours = helpers[0]
+    try:
+        wait_until(lambda: process_gone(helpers[1]), what="the zygote's helper to go with it")
+    finally:
+        os.kill(ours, signal.SIGKILL)
+        os.waitpid(ours, 0)
+
