@@ -118,9 +118,10 @@ def _drain(fd: int) -> None:
 
 def _workers_running(pid: int) -> int:
     try:
-        return sum(
-            1 for child in psutil.Process(pid).children() if "engine.worker_process" in " ".join(child.cmdline())
-        )
+        # Forked workers are the zygote's children: the command's grandchildren. Their title
+        # names them (engine.worker_process), as a spawned worker's command line does.
+        children = psutil.Process(pid).children(recursive=True)
+        return sum(1 for child in children if "engine.worker_process" in " ".join(child.cmdline()))
     except psutil.Error:
         return 0
 

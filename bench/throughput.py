@@ -49,6 +49,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,19 +86,26 @@ def drain_rate(broker: PrivateMosquitto, topic: str, qos: int, count: int, workd
     them (SIGCONT): the subscriber's handled-messages rate while it drains the backlog."""
     out = workdir / f"{uuid.uuid4().hex}.done"
     fields = {"r": out.stem, "n": count, "out": str(out)}
+    with _paused(pids, topic):
+        common.finish_publisher(common.start_publisher(broker, topic, count, qos, fields))
+        if out.exists():
+            raise RuntimeError(f"{topic}: the burst was handled while the subscriber was stopped")
+    common.wait_until(out.exists, timeout=30 + count / 1000, what=f"{count} queued messages handled on {topic}")
+    return _rate(out, count)
+
+
+@contextlib.contextmanager
+def _paused(pids: list[int], topic: str) -> Iterator[None]:
+    """The subscriber processes ``pids`` stopped (SIGSTOP) for the block, resumed (SIGCONT) after."""
     assert pids, f"no subscriber process to pause for {topic}"
     try:
         for pid in pids:
             os.kill(pid, signal.SIGSTOP)
-        common.finish_publisher(common.start_publisher(broker, topic, count, qos, fields))
-        if out.exists():
-            raise RuntimeError(f"{topic}: the burst was handled while the subscriber was stopped")
+        yield
     finally:
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
-    common.wait_until(out.exists, timeout=30 + count / 1000, what=f"{count} queued messages handled on {topic}")
-    return _rate(out, count)
 
 
 def _rate(out: Path, count: int) -> float:
@@ -136,17 +144,10 @@ def shared_drain_rate(
     while the broker accepts the burst, then all are resumed."""
     out = _shared_dir(workdir)
     fields = {"r": out.name, "n": count, "out": str(out)}
-    assert pids, f"no subscriber process to pause for {topic}"
-    try:
-        for pid in pids:
-            os.kill(pid, signal.SIGSTOP)
+    with _paused(pids, topic):
         common.finish_publisher(common.start_publisher(broker, topic, count, qos, fields))
         if any(handled for _, _, handled in handlers.read_shared(str(out))):
             raise RuntimeError(f"{topic}: messages were handled while the subscribers were stopped")
-    finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGCONT)
     _wait_shared(out, count, topic)
     return _shared_rate(out, count, len(pids), topic)
 
