@@ -36,7 +36,6 @@ class LauncherInfo:
     method: str  # what is in use: "zygote" or "spawn" (also after a fallback)
     zygote_pid: int | None
     zygote_restarts: int
-    preloaded: bool  # the current zygote imported the routes
 
 
 class Launcher:
@@ -167,7 +166,6 @@ class Launcher:
             method=self.method,
             zygote_pid=zygote.pid if zygote is not None else None,
             zygote_restarts=self.restarts,
-            preloaded=zygote is not None and zygote.preloaded,
         )
 
 

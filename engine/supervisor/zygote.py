@@ -32,7 +32,6 @@ from .forked_process import ForkedProcess
 
 FORK_WAIT = 0.25  # seconds an idle, ready zygote gets to answer a fork before we go on without the pid
 STOP_WAIT = 2.0
-OUTPUT_KEPT = 4096
 
 
 class Zygote:
@@ -52,7 +51,6 @@ class Zygote:
         self.control_closed = False  # end of file on the control socket: it is exiting
         self._numbers = 0
         self._partial = b""
-        self.tail = ""  # its last output, for the cause of its death
         control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         spec_fd = os.memfd_create("routemq-zygote-spec")
         output_r, output_w = os.pipe()
@@ -228,9 +226,7 @@ class Zygote:
         *lines, self._partial = (self._partial + data).split(b"\n")
         if self.output_fd is None and self._partial:
             lines.append(self._partial)
-        text = [printable(line.decode(errors="replace").rstrip()) for line in lines if line.strip()]
-        self.tail = ("\n".join([self.tail, *text]))[-OUTPUT_KEPT:]
-        return text
+        return [printable(line.decode(errors="replace").rstrip()) for line in lines if line.strip()]
 
     def poll(self) -> int | None:
         """Its exit code once it has exited; then whatever it started that is still in its process
