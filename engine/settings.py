@@ -243,6 +243,16 @@ class Settings:
         return self.manager_id or host_manager_id()
 
 
+def _shown_value(var: _Variable, raw: str, from_file: bool) -> str:
+    """The bad value as an error message may show it: not a secret's, and not one of a file that
+    spans lines (a quote left open in .env swallows the lines after it, which may hold a password)."""
+    if var.secret:
+        return ""
+    if from_file and ("\n" in raw or "\r" in raw):
+        return f" (a value of {len(raw.splitlines())} lines: a quote left open?)"
+    return f"={raw!r}"
+
+
 def load_settings(
     env_file: str | os.PathLike[str] | None = ".env",
     environ: Mapping[str, str] | None = None,
@@ -269,7 +279,7 @@ def load_settings(
             values[var.field] = var.parse(raw)
         except ValueError as exc:
             where = f" (from {origin})" if origin else ""
-            shown = "" if var.secret else f"={raw!r}"
+            shown = _shown_value(var, raw, from_file=origin == file_name)
             raise SettingsError(f"{var.env}{shown}{where} is not valid: {exc}") from None
     _check_combinations(values)
     if values["tls"]:

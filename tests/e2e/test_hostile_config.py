@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from engine import RouterLoadError, RouterRegistry, SettingsError, load_settings
@@ -101,6 +101,8 @@ env_lines = st.lists(
 
 @CONFIG
 @given(lines=env_lines, secret_at=st.integers(0, 8))
+# Found by CI: a quote left open swallows the password's line into MQTT_PORT's value.
+@example(lines=["", "", "", 'MQTT_PORT="', '"'], secret_at=4)
 def test_any_env_file_loads_or_fails_on_one_line_without_showing_the_password(tmp_path_factory, lines, secret_at):
     secret = f"{secret_marker}{uuid.uuid4().hex}"
     lines = list(lines)
